@@ -1,0 +1,134 @@
+"""The polling loop every pulled source shares.
+
+A source only knows how to make one pass over its system (:meth:`Source.poll`);
+this loop adds what every integration needs: back-off with jitter after a
+failure (honouring ``retry_after``), a health state with the reason, and
+counters for ``gridhub status``. A failing source never stops another: each
+runs in its own thread.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gridhub.connectors.base.checkpoint import Checkpoint, Position
+from gridhub.connectors.base.publisher import EnvelopePublisher
+
+from gridhub.errors import SourceUnavailable
+from gridhub.logs import get_logger
+
+
+@dataclass
+class SourceHealth:
+    """What ``gridhub status`` and ``/health`` say about one source."""
+
+    healthy: bool = True
+    reason: str = ""
+    records: int = 0
+    errors: int = 0
+    polls: int = 0
+    last_success: datetime | None = None
+    caught_up: bool = False
+    positions: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "healthy": self.healthy,
+            "reason": self.reason,
+            "records": self.records,
+            "errors": self.errors,
+            "polls": self.polls,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
+            "caught_up": self.caught_up,
+            "positions": self.positions,
+        }
+
+
+class Source(ABC):
+    """One source system pulled in its own thread."""
+
+    name: str
+    entities: tuple[str, ...]
+
+    def __init__(
+        self,
+        publisher: EnvelopePublisher,
+        checkpoints: dict[str, Checkpoint],
+        *,
+        ack_on_publish: bool,
+        poll_seconds: float,
+        max_backoff_seconds: float = 60.0,
+    ) -> None:
+        self.publisher = publisher
+        self.checkpoints = checkpoints
+        self.ack_on_publish = ack_on_publish
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.health = SourceHealth()
+        self.log = get_logger(f"connectors.{self.name}")
+
+    @abstractmethod
+    def poll(self) -> int:
+        """One pass over the system; returns how many records were published."""
+
+    @abstractmethod
+    def rewind(self) -> None:
+        """Forget the in-memory position and resume from the committed checkpoint."""
+
+    def emit(self, entity: str, records: list[bytes], position: Position) -> None:
+        """Publish one batch and register its position with the checkpoint."""
+        checkpoint = self.checkpoints[entity]
+        seq = checkpoint.next_seq()
+        checkpoint.pending(seq, position)
+        self.publisher.publish(self.name, entity, seq, records, position_summary(position))
+        if self.ack_on_publish:
+            checkpoint.acknowledge(seq)
+        self.health.records += len(records)
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; never raises."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                published = self.poll()
+            except Exception as exc:
+                failures += 1
+                self.health.errors += 1
+                self.health.healthy = False
+                self.health.reason = (
+                    str(exc)
+                    if isinstance(exc, SourceUnavailable)
+                    else (f"{type(exc).__name__}: {exc}")
+                )
+                self.log.warning("poll failed", source=self.name, reason=self.health.reason)
+                try:
+                    self.rewind()
+                except Exception as rewind_exc:  # a broken checkpoint must not kill the loop
+                    self.log.error("rewind failed", source=self.name, error=str(rewind_exc))
+                retry_after = getattr(exc, "retry_after", None)
+                stop.wait(retry_after or backoff(failures, self.max_backoff_seconds))
+                continue
+            failures = 0
+            self.health.healthy = True
+            self.health.reason = ""
+            self.health.polls += 1
+            self.health.last_success = datetime.now(UTC)
+            self.health.caught_up = published == 0
+            if published == 0:
+                stop.wait(self.poll_seconds)
+
+
+def backoff(failures: int, cap: float, base: float = 0.5) -> float:
+    """Exponential back-off with full jitter, capped."""
+    return float(random.uniform(0, min(cap, base * 2 ** min(failures, 16))))
+
+
+def position_summary(position: Position) -> dict[str, Any]:
+    """The readable part of a position, for envelopes and status (no large sets)."""
+    return {key: value for key, value in position.items() if not isinstance(value, dict | list)}

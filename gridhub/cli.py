@@ -1,0 +1,203 @@
+"""``gridhub``: the commands an operator expects (``spec/operations.md``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridhub.config import GridhubSettings, load_settings
+from gridhub.errors import GridhubError
+from gridhub.logs import configure_logging
+
+app = typer.Typer(
+    name="gridhub",
+    help="gridhub: one record per resident and per unified grid (多网融合、多格合一).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="gridhub.toml (default ./gridhub.toml)."),
+]
+
+
+def _settings(config: Path | None) -> GridhubSettings:
+    try:
+        settings = load_settings(config)
+    except GridhubError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(json_lines=settings.hub.log_format == "json")
+    return settings
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run connectors, stream workers and the ClickHouse sink until stopped (SIGTERM)."""
+    from gridhub.hub import Hub
+
+    settings = _settings(config)
+    try:
+        hub = Hub(settings)
+        hub.prepare()
+    except GridhubError as exc:
+        err.print(f"[red]cannot start:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(
+        f"gridhub running: data in {settings.data_dir}, sources: "
+        f"{', '.join(settings.sources.configured()) or 'none configured'}"
+    )
+    hub.run()
+
+
+@app.command()
+def demo(
+    residents: Annotated[int, typer.Option(help="Size of the synthetic county.")] = 2000,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo keeps its files (wiped first).")
+    ] = Path("gridhub-demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic county.")] = 7,
+) -> None:
+    """Everything on this machine: simulators, embedded broker and store, a synthetic county."""
+    from gridhub.demo import run_demo
+
+    configure_logging()
+    try:
+        run_demo(directory.resolve(), residents=residents, seed=seed, console=console)
+    except GridhubError as exc:
+        err.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A read-only SQL statement.")],
+    config: ConfigOption = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
+    """Run a read-only query against the configured ClickHouse and print the result."""
+    from gridhub.store.client import open_client
+
+    if output not in ("table", "json", "csv"):
+        err.print("--format must be table, json or csv")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    try:
+        client = open_client(settings)
+    except GridhubError as exc:
+        err.print(f"[red]cannot open the store:[/red] {exc}")
+        raise typer.Exit(1) from None
+    readonly = {"readonly": 1}
+    try:
+        if output == "json":
+            text = client.raw_query(sql, settings=readonly, fmt="JSON").decode("utf-8")
+            sys.stdout.write(text)
+            return
+        if output == "csv":
+            text = client.raw_query(sql, settings=readonly, fmt="CSVWithNames").decode("utf-8")
+            sys.stdout.write(text)
+            return
+        result = client.query(sql, settings=readonly)
+    except Exception as exc:
+        err.print(f"[red]query failed:[/red] {str(exc).strip().splitlines()[0][:500]}")
+        raise typer.Exit(1) from None
+    table = Table(*result.column_names, show_lines=False)
+    for row in result.result_rows:
+        table.add_row(*(_cell(value) for value in row))
+    console.print(table)
+    console.print(f"{len(result.result_rows)} rows")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """One screen: broker, sources, lag per topic (from fetch high watermarks), table rows."""
+    from gridhub.hub import read_status
+    from gridhub.runtime.broker import broker_answers
+
+    settings = _settings(config)
+    snapshot = read_status(settings.data_dir)
+    if snapshot is None:
+        err.print(f"no hub has run with data_dir {settings.data_dir} yet")
+        raise typer.Exit(1)
+    running = "stopped_at" not in snapshot and _alive(int(snapshot["pid"]))
+    bootstrap = snapshot["broker"]["bootstrap"]
+    broker_up = (
+        broker_answers(bootstrap) if running or not snapshot["broker"]["embedded"] else False
+    )
+    if as_json:
+        sys.stdout.write(
+            json.dumps({**snapshot, "running": running, "broker_up": broker_up}, ensure_ascii=False)
+            + "\n"
+        )
+        return
+    colour = "green" if running else "yellow"
+    console.print(
+        f"hub [{colour}]{'running' if running else 'not running'}[/{colour}] "
+        f"(status written {snapshot['written_at']})  broker {bootstrap}: "
+        + ("[green]up[/green]" if broker_up else "[red]down[/red]")
+    )
+    sources = Table("source", "health", "records", "errors", "last success", "position")
+    for name, source in snapshot["sources"].items():
+        health = "[green]ok[/green]" if source["healthy"] else f"[red]{source['reason']}[/red]"
+        sources.add_row(
+            name,
+            health,
+            str(source["records"]),
+            str(source["errors"]),
+            source["last_success"] or "never",
+            json.dumps(source["positions"], ensure_ascii=False),
+        )
+    console.print(sources)
+    lag = Table("topic", "partition", "lag")
+    for topic, partitions in snapshot["lag"].items():
+        for partition, value in partitions.items():
+            lag.add_row(topic, partition, f"[red]{value}[/red]" if value else "0")
+    console.print(lag)
+    tables = Table("table", "rows")
+    for name, count in snapshot["tables"].items():
+        tables.add_row(name, str(count))
+    console.print(tables)
+    stages = snapshot["stages"]
+    console.print(
+        f"records canonicalised {stages['canonicalized']}, merged {stages['merged']}, "
+        f"rows stored {stages['sunk_rows']}, dead letters {stages['dead_letters']}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

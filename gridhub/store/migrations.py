@@ -1,0 +1,167 @@
+"""Versioned schema of the contract tables (``spec/outputs.md``), applied at start.
+
+Each migration is a numbered list of idempotent statements (``IF NOT
+EXISTS``), recorded in ``<db>.schema_migrations`` once applied, so starting
+the hub twice, or two hubs at once, changes nothing the second time.
+
+Engines are chosen so that a replayed batch changes nothing:
+``ReplacingMergeTree`` keyed by what makes a row the same row, with the
+version that decides which copy survives (see ``deploy/README.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from gridhub.logs import get_logger
+
+log = get_logger("store.migrations")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema; ``{db}`` in a statement is the configured database."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "contract tables: resident, area, events, dead_letters, unlinked",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.resident (
+                resident_key String,
+                id_number Nullable(String),
+                name String,
+                gender LowCardinality(String),
+                birth_date Nullable(Date32),  -- Date stops at 1970; residents are older
+                phone Nullable(String),
+                grid_code Nullable(String),
+                community_code Nullable(String),
+                address String,
+                placement LowCardinality(String),
+                population_type LowCardinality(String),
+                deregistered Bool,
+                is_party_member Bool,
+                party_branch String,
+                double_report_community Nullable(String),
+                assistance Array(LowCardinality(String)),
+                hotline_tickets UInt32,
+                hotline_open UInt32,
+                incidents UInt32,
+                sources Array(LowCardinality(String)),
+                field_sources Map(String, String),
+                conflicts Array(String),
+                version UInt64,
+                updated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY resident_key
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.area (
+                grid_code String,
+                grid_name String,
+                community_code String,
+                street_code String,
+                residents UInt32,
+                floating_population UInt32,
+                deregistered UInt32,
+                party_members UInt32,
+                double_report_members UInt32,
+                assistance_recipients UInt32,
+                elderly_80_plus UInt32,
+                hotline_tickets_30d UInt32,
+                hotline_open UInt32,
+                incidents_30d UInt32,
+                volunteer_hours_30d Float64,
+                unplaced_nearby UInt32,
+                version UInt64,
+                updated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (community_code, grid_code)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.events (
+                source LowCardinality(String),
+                entity LowCardinality(String),
+                source_key String,
+                event_time DateTime64(3, 'UTC'),
+                ingested_at DateTime64(3, 'UTC'),
+                resident_key Nullable(String),
+                grid_code Nullable(String),
+                payload String
+            ) ENGINE = ReplacingMergeTree(ingested_at)
+            PARTITION BY toYYYYMM(event_time)
+            ORDER BY (source, entity, source_key, event_time)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+                source LowCardinality(String),
+                entity LowCardinality(String),
+                source_key String,
+                reason String,
+                raw String,
+                raw_hash String,
+                received_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(received_at)
+            ORDER BY (source, entity, raw_hash)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.unlinked (
+                source LowCardinality(String),
+                entity LowCardinality(String),
+                source_key String,
+                event_time DateTime64(3, 'UTC'),
+                why String,
+                grid_code Nullable(String),
+                community_code Nullable(String),
+                payload String,
+                updated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY (source, entity, source_key)
+            """,
+        ),
+    ),
+)
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version
+"""
+
+
+def applied_versions(client: Client, database: str) -> set[int]:
+    """Versions already recorded in the ledger table."""
+    rows = client.query(f"SELECT version FROM {database}.schema_migrations FINAL").result_rows
+    return {int(row[0]) for row in rows}
+
+
+def migrate(client: Client, database: str = "grid") -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied now."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(_LEDGER.format(db=database))
+    done = applied_versions(client, database)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement.format(db=database))
+        client.insert(
+            f"{database}.schema_migrations",
+            [[migration.version, migration.description]],
+            column_names=["version", "description"],
+        )
+        log.info("migration applied", version=migration.version, what=migration.description)
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,95 @@
+"""The canonical event: what the normaliser makes of any source record.
+
+Every accepted source record, whatever its system, becomes one
+``PersonEvent``. Identity fields are already normalised here (18-character ID,
+digits-only unmasked phone, half-width trimmed name); a field the record did
+not carry, or carried unusably, is ``None``.
+"""
+
+from datetime import date
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from .common import (
+    HubModel,
+    IdNumber,
+    JsonText,
+    TEntity,
+    TSource,
+    UtcMillis,
+    check_entity_source,
+)
+
+TLinkRule = Literal["id_number", "phone", "none"]
+TAreaSystem = Literal["party", "police", "civil"]
+
+
+class PersonEvent(HubModel):
+    """One version of one source record, normalised.
+
+    ``resident_key`` is set exactly when ``link_rule`` is not ``"none"``: every
+    link records the rule that made it.
+    """
+
+    source: Annotated[TSource, Field(description="source system: party, police, civil, hotline")]
+    entity: Annotated[
+        TEntity,
+        Field(
+            description="members, activities, syrk, jq, jzdx, roster_elderly, "
+            "roster_disability or tickets"
+        ),
+    ]
+    source_key: Annotated[str, Field(min_length=1, description="the record's key in its source")]
+    event_time: Annotated[
+        UtcMillis, Field(description="when the source stamped this version (UTC, ms)")
+    ]
+    ingested_at: Annotated[UtcMillis, Field(description="when the hub read it (UTC, ms)")]
+    resident_key: Annotated[
+        str | None, Field(min_length=1, description="居民键: the resident it links to")
+    ] = None
+    id_number: Annotated[
+        IdNumber | None, Field(description="公民身份号码, normalised to 18 characters")
+    ] = None
+    link_rule: Annotated[
+        TLinkRule, Field(description="rule that linked the resident: id_number, phone or none")
+    ]
+    name: Annotated[str | None, Field(description="姓名, normalised")] = None
+    gender: Annotated[Literal["男", "女"] | None, Field(description="性别: 男 or 女")] = None
+    birth_date: Annotated[date | None, Field(description="出生日期")] = None
+    phone: Annotated[
+        str | None,
+        Field(pattern=r"^[0-9]+$", description="联系电话, normalised digits, never masked"),
+    ] = None
+    phone_time: Annotated[
+        UtcMillis | None,
+        Field(description="time of the phone observation (UTC, ms); null for untimed sources"),
+    ] = None
+    address: Annotated[str | None, Field(description="地址, as the source wrote it")] = None
+    address_id: Annotated[
+        str | None, Field(description="标准地址编码 when the source gave one")
+    ] = None
+    area_system: Annotated[
+        TAreaSystem | None,
+        Field(description="system of area_code: party, police or civil (crosswalk)"),
+    ] = None
+    area_code: Annotated[
+        str | None, Field(description="the source's own area code (党建网格, 警务责任区, 社区)")
+    ] = None
+    lng: Annotated[float | None, Field(description="经度, WGS-84")] = None
+    lat: Annotated[float | None, Field(description="纬度, WGS-84")] = None
+    attributes: Annotated[
+        dict[str, str],
+        Field(description="source-specific facts, e.g. population_type, deregistered, status"),
+    ]
+    payload: Annotated[JsonText, Field(description="JSON text of the source record as received")]
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        """Reject a wrong source/entity pair and a link without its rule."""
+        check_entity_source(self.source, self.entity)
+        if (self.link_rule == "none") != (self.resident_key is None):
+            raise ValueError("resident_key must be set exactly when link_rule is not 'none'")
+        if (self.area_system is None) != (self.area_code is None):
+            raise ValueError("area_system and area_code must be given together")
+        return self

@@ -1,0 +1,46 @@
+"""Which pydantic model goes with which Avro schema and which source entity."""
+
+from typing import Final
+
+from pydantic import BaseModel
+
+from .canonical import PersonEvent
+from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
+from .envelope import Envelope
+from .hotline import HotlineTicket
+from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
+from .party import PartyActivity, PartyMember
+from .police import JqRow, SyrkRow
+
+_ALL: Final[tuple[type[BaseModel], ...]] = (
+    PartyMember,
+    PartyActivity,
+    SyrkRow,
+    JqRow,
+    JzdxRow,
+    ElderlyAllowanceRow,
+    DisabilitySubsidyRow,
+    HotlineTicket,
+    PersonEvent,
+    ResidentRecord,
+    AreaRecord,
+    EventRow,
+    DeadLetter,
+    UnlinkedRecord,
+    Envelope,
+)
+
+MODELS: Final[dict[str, type[BaseModel]]] = {model.__name__: model for model in _ALL}
+"""Schema name (the record name, also the ``.avsc`` file stem) -> model."""
+
+ENTITY_MODELS: Final[dict[str, type[BaseModel]]] = {
+    "members": PartyMember,
+    "activities": PartyActivity,
+    "syrk": SyrkRow,
+    "jq": JqRow,
+    "jzdx": JzdxRow,
+    "roster_elderly": ElderlyAllowanceRow,
+    "roster_disability": DisabilitySubsidyRow,
+    "tickets": HotlineTicket,
+}
+"""Source entity (as in ``PersonEvent.entity``) -> the model of its records."""

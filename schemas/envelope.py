@@ -1,0 +1,75 @@
+"""The envelope: one connector batch on the hot path.
+
+A connector publishes batches, not single records. Each element of
+``records`` is one source record already in the Confluent wire format (see
+``gridhub.schemas.serde``), so a consumer decodes only what it needs.
+``cursor`` is the connector's position after this batch, as JSON text, so that
+a consumer can checkpoint exactly what it has processed. A batch too large for
+one message is split into ``partition_count`` parts numbered by ``part``.
+"""
+
+import json
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from .common import (
+    HubModel,
+    JsonText,
+    NonNegativeLong,
+    TEntity,
+    TSource,
+    UtcMillis,
+    check_entity_source,
+)
+from .registry import HEADER_SIZE, MAGIC_BYTE
+
+
+def _check_json(text: str) -> str:
+    """Accept only text that parses as JSON."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"cursor is not JSON text: {exc}") from exc
+    return text
+
+
+def _check_wire_records(records: list[bytes]) -> list[bytes]:
+    """Accept only elements that start like a Confluent wire-format message."""
+    for index, record in enumerate(records):
+        if len(record) < HEADER_SIZE or record[0] != MAGIC_BYTE:
+            raise ValueError(
+                f"records[{index}] is not in the wire format (magic byte 0 + 4-byte schema id)"
+            )
+    return records
+
+
+class Envelope(HubModel):
+    """A batch of one entity's records from one connector pull."""
+
+    source: Annotated[TSource, Field(description="source system")]
+    entity: Annotated[TEntity, Field(description="entity within the source")]
+    seq: Annotated[NonNegativeLong, Field(description="connector batch number")]
+    cursor: Annotated[
+        JsonText,
+        AfterValidator(_check_json),
+        Field(description="JSON text of the connector position after this batch"),
+    ]
+    produced_at: Annotated[UtcMillis, Field(description="when the connector sent it (UTC, ms)")]
+    records: Annotated[
+        list[bytes],
+        AfterValidator(_check_wire_records),
+        Field(description="records, each in the Confluent wire format"),
+    ]
+    partition_count: Annotated[
+        int, Field(ge=1, le=2**31 - 1, description="number of parts this batch was split into")
+    ] = 1
+    part: Annotated[int, Field(ge=0, le=2**31 - 1, description="this part's number, from 0")] = 0
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> Self:
+        """Reject a wrong source/entity pair and a part number out of range."""
+        check_entity_source(self.source, self.entity)
+        if self.part >= self.partition_count:
+            raise ValueError(f"part {self.part} is out of range for {self.partition_count} parts")
+        return self

@@ -1,0 +1,338 @@
+"""Stage 2: person events merge into one record per resident.
+
+Consumes ``person`` (PersonEvent envelopes, partitioned by resident).
+Produces ``sink`` (ResidentRecord, EventRow and UnlinkedRecord rows in one
+envelope per input envelope, same partition). State: per resident, the latest
+version of every source record that names it (its *contributions*), in a
+RocksDB store in ``data_dir`` (see :class:`ResidentStore`).
+
+A resident is a pure function of its contributions (:func:`build_resident`),
+so applying an event twice, or an older version after a newer one, changes
+nothing: replays are absorbed here and the store's ReplacingMergeTree keeps
+the newest computation (``version`` grows with every computation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from gridhub.streams.normalize import birth_date_from_id, gender_from_id
+from gridhub.streams.placement import Placement, place
+from rocksdict import Rdict, WriteBatch
+
+from gridhub.reference import ReferenceData
+
+DEFAULT_POLICY: dict[str, tuple[str, ...]] = {
+    # field: sources in order of preference (identity.md, "default survivorship")
+    "identity": (
+        "police:syrk",
+        "party:members",
+        "civil:jzdx",
+        "civil:roster_elderly",
+        "civil:roster_disability",
+        "hotline:tickets",
+        "police:jq",
+    ),
+    "address": ("police:syrk", "civil:jzdx", "party:members"),
+    "phone": ("police:syrk", "party:members", "civil:jzdx"),
+    "phone_untimed": ("civil:roster_elderly", "civil:roster_disability"),
+}
+"""The default policy; a deployment may reorder it in configuration."""
+
+Contribution = dict[str, Any]
+
+
+@dataclass
+class ResidentState:
+    """Everything known about one resident."""
+
+    contributions: dict[str, Contribution] = field(default_factory=dict)
+    version: int = 0
+
+    def apply(self, event: Contribution) -> bool:
+        """Keep the newest version of the event's source record; True if anything changed."""
+        key = f"{event['source']}:{event['entity']}:{event['source_key']}"
+        current = self.contributions.get(key)
+        if current is not None:
+            if current["event_time"] > event["event_time"]:
+                return False
+            if _same_version(current, event):
+                return False
+        self.contributions[key] = event
+        return True
+
+    def next_version(self) -> int:
+        """A version above every earlier computation of this resident."""
+        self.version = max(self.version + 1, time.time_ns())
+        return self.version
+
+
+def _same_version(a: Contribution, b: Contribution) -> bool:
+    return bool(a["event_time"] == b["event_time"] and a["payload"] == b["payload"])
+
+
+def _by_preference(
+    contributions: Iterable[Contribution], order: tuple[str, ...]
+) -> list[Contribution]:
+    """Contributions from sources in ``order``, best first; newest first within a source."""
+    rank = {name: index for index, name in enumerate(order)}
+    eligible = [c for c in contributions if f"{c['source']}:{c['entity']}" in rank]
+    eligible.sort(
+        key=lambda c: (rank[f"{c['source']}:{c['entity']}"], -c["event_time"].timestamp())
+    )
+    return eligible
+
+
+def _stamp(c: Contribution) -> str:
+    return f"{c['source']}@{c['event_time'].isoformat()}"
+
+
+def _winner(
+    candidates: list[Contribution], name: str, fields: dict[str, str]
+) -> tuple[Any, Contribution | None]:
+    for candidate in candidates:
+        value = candidate.get(name)
+        if value not in (None, ""):
+            fields[name] = _stamp(candidate)
+            return value, candidate
+    return None, None
+
+
+def _conflicts(candidates: list[Contribution], name: str, winner: Any) -> list[str]:
+    seen: list[str] = []
+    for candidate in candidates:
+        value = candidate.get(name)
+        if value not in (None, "") and value != winner:
+            seen.append(
+                f"{name}: {winner} ({_stamp(candidates[0])}) vs {value} ({_stamp(candidate)})"
+            )
+    return seen
+
+
+@dataclass
+class MergeContext:
+    """What building a resident needs besides its state."""
+
+    ref: ReferenceData
+    policy: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_POLICY))
+    _placements: dict[tuple[Any, ...], Placement] = field(default_factory=dict)
+
+    def place(self, c: Contribution) -> Placement:
+        """Placement of a contribution's address evidence (cached: addresses repeat)."""
+        args = (
+            c.get("address_id"),
+            c.get("address"),
+            c.get("lng"),
+            c.get("lat"),
+            c.get("area_system"),
+            c.get("area_code"),
+        )
+        found = self._placements.get(args)
+        if found is None:
+            if len(self._placements) > 200_000:
+                self._placements.clear()
+            found = place(
+                self.ref,
+                address_id=args[0],
+                address=args[1],
+                lng=args[2],
+                lat=args[3],
+                area_system=args[4],
+                area_code=args[5],
+            )
+            self._placements[args] = found
+        return found
+
+
+def build_resident(
+    resident_key: str, state: ResidentState, ctx: MergeContext, now: datetime, version: int
+) -> dict[str, Any]:
+    """The merged ResidentRecord of one resident (survivorship per field)."""
+    contributions = list(state.contributions.values())
+    fields: dict[str, str] = {}
+    identity = _by_preference(contributions, ctx.policy["identity"])
+    id_number = next((c["id_number"] for c in contributions if c.get("id_number")), None)
+    name, _ = _winner(identity, "name", fields)
+    gender, _ = _winner(identity, "gender", fields)
+    birth_date, _ = _winner(identity, "birth_date", fields)
+    conflicts = _conflicts(identity, "name", name) + _conflicts(identity, "birth_date", birth_date)
+    if id_number:
+        if gender is None:
+            gender = gender_from_id(id_number)
+            fields["gender"] = "id_number"
+        elif gender != gender_from_id(id_number):
+            conflicts.append(f"gender: {gender} vs {gender_from_id(id_number)} (id_number)")
+        id_birth = birth_date_from_id(id_number)
+        if birth_date is None:
+            birth_date = id_birth
+            fields["birth_date"] = "id_number"
+        elif birth_date != id_birth:
+            conflicts.append(f"birth_date: {birth_date} vs {id_birth} (id_number)")
+    phone = _phone(contributions, ctx, fields)
+    home = _by_preference(contributions, ctx.policy["address"])
+    police = [c for c in home if c["source"] == "police"]
+    address_source = (
+        police[0] if police else (max(home, key=lambda c: c["event_time"]) if home else None)
+    )
+    placement = ctx.place(address_source) if address_source else Placement(method="unplaced")
+    if address_source:
+        fields["address"] = _stamp(address_source)
+        fields["grid_code"] = _stamp(address_source)
+    syrk = _by_preference(contributions, ("police:syrk",))
+    facts = syrk[0]["attributes"] if syrk else {}
+    if syrk:
+        fields["population_type"] = _stamp(syrk[0])
+        fields["deregistered"] = _stamp(syrk[0])
+    return {
+        "resident_key": resident_key,
+        "id_number": id_number,
+        "name": name or "",
+        "gender": gender or "",
+        "birth_date": birth_date if isinstance(birth_date, date) else None,
+        "phone": phone,
+        "grid_code": placement.grid_code,
+        "community_code": placement.community_code,
+        "address": (address_source or {}).get("address") or "",
+        "placement": placement.method,
+        "population_type": facts.get("population_type", ""),
+        "deregistered": facts.get("deregistered") == "1",
+        "is_party_member": False,
+        "party_branch": "",
+        "double_report_community": None,
+        "assistance": [],
+        "hotline_tickets": 0,
+        "hotline_open": 0,
+        "incidents": sum(1 for c in contributions if c["entity"] == "jq"),
+        "sources": sorted({c["source"] for c in contributions}),
+        "field_sources": fields,
+        "conflicts": conflicts,
+        "version": version,
+        "updated_at": now,
+    }
+
+
+def _phone(contributions: list[Contribution], ctx: MergeContext, fields: dict[str, str]) -> Any:
+    """Most recent timed observation; an untimed roster phone only when none exists."""
+    timed = [c for c in _by_preference(contributions, ctx.policy["phone"]) if c.get("phone")]
+    if timed:
+        best = max(timed, key=lambda c: c.get("phone_time") or c["event_time"])
+        fields["phone"] = _stamp(best)
+        return best["phone"]
+    value, _ = _winner(_by_preference(contributions, ctx.policy["phone_untimed"]), "phone", fields)
+    return value
+
+
+UNLINKED_WHY = "无有效身份证号且无唯一手机号 (no valid ID number and no unique phone)"
+
+
+def merge_batch(
+    events: list[Contribution], store: ResidentStore, ctx: MergeContext
+) -> list[tuple[str, dict[str, Any]]]:
+    """Apply one envelope of person events; returns (schema name, row) pairs for the sink.
+
+    Emits the resident rows of residents that changed, and one event row per
+    event (a replayed event yields the same row again, which the store absorbs).
+    """
+    now = utc_now()
+    keys = {e["resident_key"] for e in events if e["resident_key"]}
+    states = store.load(keys)
+    changed = {
+        e["resident_key"]
+        for e in events
+        if e["resident_key"] and states[e["resident_key"]].apply(e)
+    }
+    residents = {
+        key: build_resident(key, state, ctx, now, state.next_version() if key in changed else 0)
+        for key, state in states.items()
+    }
+    if changed:
+        store.save({key: states[key] for key in changed})
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("ResidentRecord", residents[key]) for key in sorted(changed)
+    ]
+    for e in events:
+        key = e["resident_key"]
+        if key:
+            grid_code = residents[key]["grid_code"]
+        else:
+            placement = ctx.place(e)
+            grid_code = placement.grid_code
+            out.append(
+                (
+                    "UnlinkedRecord",
+                    {
+                        "source": e["source"],
+                        "entity": e["entity"],
+                        "source_key": e["source_key"],
+                        "event_time": e["event_time"],
+                        "why": UNLINKED_WHY,
+                        "grid_code": grid_code,
+                        "community_code": placement.community_code,
+                        "payload": e["payload"],
+                        "updated_at": now,
+                    },
+                )
+            )
+        out.append(
+            (
+                "EventRow",
+                {
+                    "source": e["source"],
+                    "entity": e["entity"],
+                    "source_key": e["source_key"],
+                    "event_time": e["event_time"],
+                    "ingested_at": e["ingested_at"],
+                    "resident_key": key,
+                    "grid_code": grid_code,
+                    "payload": e["payload"],
+                },
+            )
+        )
+    return out
+
+
+class ResidentStore:
+    """Resident states in RocksDB under ``data_dir/state``.
+
+    The store survives a crash of the worker and of the embedded broker (which
+    forgets everything), so state never depends on restoring a changelog from
+    a broker whose ListOffsets may be short of the log end.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path))
+
+    def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
+        """States of these residents (new, empty states for unknown keys)."""
+        out: dict[str, ResidentState] = {}
+        for key in keys:
+            raw = self._db.get(key)
+            out[key] = (
+                ResidentState(contributions=raw["c"], version=raw["v"]) if raw else ResidentState()
+            )
+        return out
+
+    def save(self, states: dict[str, ResidentState]) -> None:
+        """Write changed states in one atomic batch."""
+        batch = WriteBatch()
+        for key, state in states.items():
+            batch.put(key, {"c": state.contributions, "v": state.version})
+        self._db.write(batch)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._db)
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._db.close()
+
+
+def utc_now() -> datetime:
+    """Now, UTC."""
+    return datetime.now(UTC)
