@@ -33,7 +33,7 @@ from gridhub.errors import ConfigError
 from gridhub.logs import configure_logging, get_logger
 from gridhub.reference import ReferenceData, load_reference
 from gridhub.runtime.broker import EmbeddedBroker
-from gridhub.store.client import open_client
+from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
 from gridhub.streams.merge_resident import MergeContext, ResidentStore
@@ -218,6 +218,7 @@ class Hub:
         if self.broker is not None:
             self.broker.stop()
         self.write_status(final=True)
+        close_embedded()
 
     # -- progress -----------------------------------------------------------------------
 

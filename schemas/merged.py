@@ -161,6 +161,9 @@ class DeadLetter(HubModel):
 
     source: Annotated[str, Field(description="source system, as far as known")]
     entity: Annotated[str, Field(description="entity, as far as known")]
+    source_key: Annotated[
+        str | None, Field(description="the record's key in its source, when it could be read")
+    ] = None
     reason: Annotated[str, Field(min_length=1, description="why the record was rejected")]
     raw: Annotated[bytes, Field(description="the record's bytes as received")]
     received_at: Annotated[UtcMillis, Field(description="when the hub received it (UTC, ms)")]

@@ -102,7 +102,6 @@ def _dead_letter_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         **row,
         "source_key": row.get("source_key") or "",
-        "raw": raw.decode("utf-8", errors="backslashreplace"),
         "raw_hash": hashlib.sha256(raw).hexdigest(),
     }
 

@@ -59,3 +59,11 @@ def open_client(settings: GridhubSettings) -> Client:
 def query_rows(client: Client, sql: str, **settings: Any) -> list[tuple[Any, ...]]:
     """Rows of a query as tuples."""
     return [tuple(row) for row in client.query(sql, settings=settings or None).result_rows]
+
+
+def close_embedded() -> None:
+    """Close the embedded store so that this process, or another, can open one again."""
+    with _lock:
+        for client in _embedded.values():
+            client.close()
+        _embedded.clear()

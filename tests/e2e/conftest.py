@@ -1,0 +1,114 @@
+"""Fixtures that run the real hub (`gridhub run` in a subprocess) against the simulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import pytest
+from gridhub.simulators.county import County, generate_county
+from gridhub.simulators.police_db import PoliceDatabase
+
+
+class HubProcess:
+    """`gridhub run --config FILE` as a child process, watched through its status file."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.data_dir = config.parent / "data"
+        self.log = config.parent / "hub.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        status = self.data_dir / "status.json"
+        status.unlink(missing_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gridhub.cli", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def status(self) -> dict[str, Any] | None:
+        path = self.data_dir / "status.json"
+        try:
+            data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data
+
+    def wait_for(self, predicate: Any, timeout: float = 180.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"hub exited early:\n{self.log.read_text()[-3000:]}")
+            status = self.status()
+            if status is not None and predicate(status):
+                return status
+            time.sleep(0.25)
+        raise AssertionError(
+            f"hub did not get there in {timeout} s:\n{self.log.read_text()[-3000:]}"
+        )
+
+    def wait_caught_up(self, timeout: float = 180.0) -> dict[str, Any]:
+        return self.wait_for(lambda s: s.get("caught_up"), timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+def write_config(directory: Path, police_dsn: str) -> Path:
+    from gridhub.demo import write_config as demo_config
+
+    return demo_config(directory, police_dsn)
+
+
+@pytest.fixture(scope="module")
+def county() -> County:
+    return generate_county(600, seed=11)
+
+
+@pytest.fixture
+def police(county: County) -> Iterator[PoliceDatabase]:
+    with PoliceDatabase() as database:
+        database.load(county.syrk_rows, county.jq_rows)
+        yield database
+
+
+@pytest.fixture
+def hub_dir(tmp_path: Path, county: County, police: PoliceDatabase) -> Path:
+    county.write_reference(tmp_path / "reference")
+    write_config(tmp_path, police.dsn)
+    return tmp_path
+
+
+@pytest.fixture
+def hub(hub_dir: Path) -> Iterator[HubProcess]:
+    process = HubProcess(hub_dir / "gridhub.toml")
+    yield process
+    process.kill()
+
+
+def open_store(directory: Path) -> Any:
+    """The hub's embedded store, opened by the test once the hub has stopped."""
+    return clickhouse_connect.get_client(dsn=f"chdb://{directory / 'data' / 'store'}")
