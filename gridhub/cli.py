@@ -181,7 +181,7 @@ def status(
     console.print(tables)
     stages = snapshot["stages"]
     console.print(
-        f"records canonicalised {stages['canonicalized']}, merged {stages['merged']}, "
+        f"records routed {stages['routed']}, merged {stages['merged']}, "
         f"rows stored {stages['sunk_rows']}, dead letters {stages['dead_letters']}"
     )
 

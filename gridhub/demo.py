@@ -26,8 +26,9 @@ from gridhub.simulators.county import County, generate_county
 EXAMPLE_QUERIES = (
     (
         "Residents per community (居民数 by 社区)",
-        "SELECT community_code, count() AS residents, countIf(population_type = '流动') AS floating "
-        "FROM grid.resident FINAL GROUP BY community_code ORDER BY residents DESC LIMIT 5",
+        "SELECT community_code, count() AS residents, "
+        "countIf(population_type = '流动') AS floating FROM grid.resident FINAL "
+        "GROUP BY community_code ORDER BY residents DESC LIMIT 5",
     ),
     (
         "How residents were placed on the unified grid",

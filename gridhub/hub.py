@@ -36,7 +36,7 @@ from gridhub.runtime.broker import EmbeddedBroker
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
-from gridhub.streams.merge_resident import MergeContext, ResidentStore
+from gridhub.streams.merge_resident import MergeContext, ResidentMerger, ResidentStore
 from gridhub.streams.sink import BatchingSink
 from gridhub.streams.topology import StageCounters, Topology, build_app
 from gridhub.topics import SOURCE_ENTITIES, Topics
@@ -138,20 +138,21 @@ class Hub:
         create_topics(bootstrap, self.topics, self.settings.kafka.partitions)
         self._make_sources(bootstrap)
         acks = SinkAcknowledgements(self.checkpoints)
-        sink = BatchingSink(
-            client,
-            self.settings.clickhouse.database,
-            on_part_done=acks.part_done if self.settings.kafka.embedded else None,
+        on_part_done = acks.part_done if self.settings.kafka.embedded else None
+        sink = BatchingSink(client, self.settings.clickhouse.database, on_part_done=on_part_done)
+        dead_sink = BatchingSink(
+            client, self.settings.clickhouse.database, on_part_done=on_part_done, lock=sink.lock
         )
+        self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
         topology = Topology(
             app_id=self.settings.kafka.group_id,
             bootstrap=bootstrap,
             topics=self.topics,
             partitions=self.settings.kafka.partitions,
             keyer=self._keyer(),
-            store=ResidentStore(self.data_dir / "state" / "residents"),
-            merge=MergeContext(self.reference),
+            merger=ResidentMerger(self.resident_store, MergeContext(self.reference)),
             sink=sink,
+            dead_sink=dead_sink,
             batch_rows=self.settings.clickhouse.batch_rows,
             batch_seconds=self.settings.clickhouse.batch_seconds,
             counters=self.counters,
@@ -213,7 +214,7 @@ class Hub:
             source.publisher.close()
         self.sources.clear()
         if self.topology is not None:
-            self.topology.store.close()
+            self.resident_store.close()
             self.topology = None
         if self.broker is not None:
             self.broker.stop()
@@ -280,7 +281,7 @@ class Hub:
             },
             "sources": {s.name: s.health.as_dict() for s in self.sources},
             "stages": {
-                "canonicalized": self.counters.canonicalized,
+                "routed": self.counters.routed,
                 "dead_letters": self.counters.dead_letters,
                 "merged": self.counters.merged,
                 "sunk_rows": self.counters.sunk_rows,

@@ -65,6 +65,13 @@ class Envelope(HubModel):
         int, Field(ge=1, le=2**31 - 1, description="number of parts this batch was split into")
     ] = 1
     part: Annotated[int, Field(ge=0, le=2**31 - 1, description="this part's number, from 0")] = 0
+    keys: Annotated[
+        list[str],
+        Field(
+            description="the resident (or unlinked record) key of each record, in order; "
+            "empty before routing",
+        ),
+    ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
 
     @model_validator(mode="after")
     def _check_parts(self) -> Self:

@@ -31,9 +31,9 @@ class ResidentKeyer:
         ]
 
 
-def partition_for(resident_key: str, partitions: int) -> int:
-    """The partition of ``person``/``sink`` that owns this resident."""
-    return int(resident_key[:8], 16) % partitions
+def partition_for(key: str, partitions: int) -> int:
+    """The partition of ``person`` that owns this key (a resident's, or an unlinked record's)."""
+    return int(key[-8:], 16) % partitions
 
 
 def load_or_create_key(path: Path) -> bytes:

@@ -14,6 +14,7 @@ the newest computation (``version`` grows with every computation).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,27 +54,33 @@ class ResidentState:
 
     contributions: dict[str, Contribution] = field(default_factory=dict)
     version: int = 0
+    grid_code: str | None = None
+    """The grid of the last stored computation (event rows of replays carry it)."""
 
     def apply(self, event: Contribution) -> bool:
-        """Keep the newest version of the event's source record; True if anything changed."""
+        """Keep the newest version of the event's source record; True if anything changed.
+
+        The state keeps what survivorship needs, not the record's payload: a
+        digest of it tells versions of the same second apart.
+        """
         key = f"{event['source']}:{event['entity']}:{event['source_key']}"
+        digest = hashlib.blake2b(event["payload"].encode("utf-8"), digest_size=8).hexdigest()
         current = self.contributions.get(key)
         if current is not None:
             if current["event_time"] > event["event_time"]:
                 return False
-            if _same_version(current, event):
+            if current["event_time"] == event["event_time"] and current["digest"] == digest:
                 return False
-        self.contributions[key] = event
+        slim = {name: value for name, value in event.items() if name != "payload"}
+        slim["digest"] = digest
+        slim["stamp"] = f"{event['source']}@{event['event_time'].isoformat()}"
+        self.contributions[key] = slim
         return True
 
     def next_version(self) -> int:
         """A version above every earlier computation of this resident."""
         self.version = max(self.version + 1, time.time_ns())
         return self.version
-
-
-def _same_version(a: Contribution, b: Contribution) -> bool:
-    return bool(a["event_time"] == b["event_time"] and a["payload"] == b["payload"])
 
 
 def _by_preference(
@@ -89,7 +96,7 @@ def _by_preference(
 
 
 def _stamp(c: Contribution) -> str:
-    return f"{c['source']}@{c['event_time'].isoformat()}"
+    return str(c["stamp"])
 
 
 def _winner(
@@ -230,70 +237,93 @@ def _phone(contributions: list[Contribution], ctx: MergeContext, fields: dict[st
 UNLINKED_WHY = "无有效身份证号且无唯一手机号 (no valid ID number and no unique phone)"
 
 
-def merge_batch(
-    events: list[Contribution], store: ResidentStore, ctx: MergeContext
-) -> list[tuple[str, dict[str, Any]]]:
-    """Apply one envelope of person events; returns (schema name, row) pairs for the sink.
+class ResidentMerger:
+    """Applies person events to resident states and says which rows to store.
 
-    Emits the resident rows of residents that changed, and one event row per
-    event (a replayed event yields the same row again, which the store absorbs).
+    States changed since the last :meth:`commit` stay in memory; they are
+    written to the store only after the sink stored the rows built from them.
+    A crash in between replays the events onto the old states, which rebuilds
+    the same rows, so no resident row is ever skipped.
     """
-    now = utc_now()
-    keys = {e["resident_key"] for e in events if e["resident_key"]}
-    states = store.load(keys)
-    changed = {
-        e["resident_key"]
-        for e in events
-        if e["resident_key"] and states[e["resident_key"]].apply(e)
-    }
-    residents = {
-        key: build_resident(key, state, ctx, now, state.next_version() if key in changed else 0)
-        for key, state in states.items()
-    }
-    if changed:
-        store.save({key: states[key] for key in changed})
-    out: list[tuple[str, dict[str, Any]]] = [
-        ("ResidentRecord", residents[key]) for key in sorted(changed)
-    ]
-    for e in events:
-        key = e["resident_key"]
-        if key:
-            grid_code = residents[key]["grid_code"]
-        else:
-            placement = ctx.place(e)
-            grid_code = placement.grid_code
+
+    def __init__(self, store: ResidentStore, ctx: MergeContext) -> None:
+        self.store = store
+        self.ctx = ctx
+        self._states: dict[str, ResidentState] = {}
+        self._dirty: set[str] = set()
+
+    def _state(self, key: str) -> ResidentState:
+        state = self._states.get(key)
+        if state is None:
+            state = self.store.load([key])[key]
+            self._states[key] = state
+        return state
+
+    def merge(self, events: list[Contribution]) -> list[tuple[str, dict[str, Any]]]:
+        """Apply one envelope's events; returns (schema name, row) pairs to store.
+
+        Emits the resident row of every resident that changed and one event
+        row per event (a replayed event yields the same event row again).
+        """
+        now = utc_now()
+        changed: list[str] = []
+        for e in events:
+            key = e["resident_key"]
+            if key and self._state(key).apply(e) and key not in changed:
+                changed.append(key)
+        out: list[tuple[str, dict[str, Any]]] = []
+        for key in changed:
+            state = self._states[key]
+            resident = build_resident(key, state, self.ctx, now, state.next_version())
+            state.grid_code = resident["grid_code"]
+            out.append(("ResidentRecord", resident))
+        self._dirty.update(changed)
+        for e in events:
+            key = e["resident_key"]
+            if key:
+                grid_code = self._states[key].grid_code
+            else:
+                placement = self.ctx.place(e)
+                grid_code = placement.grid_code
+                out.append(
+                    (
+                        "UnlinkedRecord",
+                        {
+                            "source": e["source"],
+                            "entity": e["entity"],
+                            "source_key": e["source_key"],
+                            "event_time": e["event_time"],
+                            "why": UNLINKED_WHY,
+                            "grid_code": grid_code,
+                            "community_code": placement.community_code,
+                            "payload": e["payload"],
+                            "updated_at": now,
+                        },
+                    )
+                )
             out.append(
                 (
-                    "UnlinkedRecord",
+                    "EventRow",
                     {
                         "source": e["source"],
                         "entity": e["entity"],
                         "source_key": e["source_key"],
                         "event_time": e["event_time"],
-                        "why": UNLINKED_WHY,
+                        "ingested_at": e["ingested_at"],
+                        "resident_key": key,
                         "grid_code": grid_code,
-                        "community_code": placement.community_code,
                         "payload": e["payload"],
-                        "updated_at": now,
                     },
                 )
             )
-        out.append(
-            (
-                "EventRow",
-                {
-                    "source": e["source"],
-                    "entity": e["entity"],
-                    "source_key": e["source_key"],
-                    "event_time": e["event_time"],
-                    "ingested_at": e["ingested_at"],
-                    "resident_key": key,
-                    "grid_code": grid_code,
-                    "payload": e["payload"],
-                },
-            )
-        )
-    return out
+        return out
+
+    def commit(self) -> None:
+        """Persist the states whose rows are now stored; start a new batch."""
+        if self._dirty:
+            self.store.save({key: self._states[key] for key in self._dirty})
+        self._states.clear()
+        self._dirty.clear()
 
 
 class ResidentStore:
@@ -314,7 +344,9 @@ class ResidentStore:
         for key in keys:
             raw = self._db.get(key)
             out[key] = (
-                ResidentState(contributions=raw["c"], version=raw["v"]) if raw else ResidentState()
+                ResidentState(contributions=raw["c"], version=raw["v"], grid_code=raw["g"])
+                if raw
+                else ResidentState()
             )
         return out
 
@@ -322,11 +354,8 @@ class ResidentStore:
         """Write changed states in one atomic batch."""
         batch = WriteBatch()
         for key, state in states.items():
-            batch.put(key, {"c": state.contributions, "v": state.version})
+            batch.put(key, {"c": state.contributions, "v": state.version, "g": state.grid_code})
         self._db.write(batch)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self._db)
 
     def close(self) -> None:
         """Flush and close."""

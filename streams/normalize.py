@@ -156,7 +156,9 @@ def normalize_id_number(raw: str | None, *, today: date | None = None) -> IdResu
     """
     if raw is None:
         return IdResult(None, IdReason.MISSING)
-    text = _compact(raw)
+    # the common case, an already clean 18-character number, skips the Unicode work
+    text = raw if len(raw) == 18 and raw.isascii() and raw.isalnum() else _compact(raw)
+    text = text.upper()
     if not text:
         return IdResult(None, IdReason.MISSING)
     if _SCIENTIFIC.fullmatch(text):

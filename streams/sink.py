@@ -1,14 +1,12 @@
-"""Stage 3: rows go into ClickHouse, and only then are their offsets committed.
+"""The ClickHouse sink: rows go into the store, and only then are offsets committed.
 
-Consumes ``sink`` (ResidentRecord, EventRow, UnlinkedRecord rows) and
-``dead_letters`` (DeadLetter rows). Produces nothing. State: none (the
-batch being filled).
-
-:class:`BatchingSink` collects decoded rows per table (:meth:`add`) and
-:meth:`flush` inserts each table's rows in one columnar insert. The stream
-acknowledges the Kafka messages only after :meth:`flush` returned, so a crash
-between insert and commit replays the batch, which the tables absorb: every
-table is a ReplacingMergeTree keyed by what makes a row the same row.
+Used by the merge stage (resident, event and unlinked rows it builds) and by
+the dead-letter stage (``dead_letters`` topic). :class:`BatchingSink` collects
+rows per table (:meth:`add_rows`, or :meth:`add` for an Envelope of encoded
+rows) and :meth:`flush` inserts each table's rows in one columnar insert. The
+stream acknowledges its Kafka messages only after :meth:`flush` returned, so a
+crash between insert and commit replays the batch, which the tables absorb:
+every table is a ReplacingMergeTree keyed by what makes a row the same row.
 After the insert, each envelope part is reported to the checkpoints, which on
 the embedded broker is what lets a connector move its resume point.
 """
@@ -17,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -117,6 +117,8 @@ class BatchingSink:
     parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     inserted: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    freshness: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
+    """Seconds from each stored event's source time to the moment it became queryable."""
 
     def add(self, envelope: dict[str, Any]) -> int:
         """Decode one envelope's rows into the pending batch; returns the rows added."""
@@ -126,16 +128,24 @@ class BatchingSink:
                 row = _dead_letter_row(row)
             table, columns = TABLES[name]
             self.rows.setdefault(table, []).append([row.get(column) for column in columns])
-        self.parts.append(
-            (
-                envelope["source"],
-                envelope["entity"],
-                envelope["seq"],
-                envelope["part"],
-                envelope["partition_count"],
-            )
+        self.add_part(
+            envelope["source"],
+            envelope["entity"],
+            envelope["seq"],
+            envelope["part"],
+            envelope["partition_count"],
         )
         return len(envelope["records"])
+
+    def add_rows(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Add rows built in this process (schema name, row dict)."""
+        for name, row in rows:
+            table, columns = TABLES[name]
+            self.rows.setdefault(table, []).append([row.get(column) for column in columns])
+
+    def add_part(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
+        """Report this envelope part as done once the pending rows are stored."""
+        self.parts.append((source, entity, seq, part, parts))
 
     @property
     def pending_rows(self) -> int:
@@ -163,6 +173,11 @@ class BatchingSink:
                     ) from exc
                 self.inserted[table] = self.inserted.get(table, 0) + len(rows)
                 total += len(rows)
+            stored_at = datetime.now(UTC)
+            event_time = TABLES["EventRow"][1].index("event_time")
+            self.freshness.extend(
+                (stored_at - row[event_time]).total_seconds() for row in self.rows.get("events", ())
+            )
             self.rows.clear()
             parts, self.parts = self.parts, []
         if self.on_part_done is not None:

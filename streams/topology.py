@@ -1,11 +1,14 @@
-"""The Faust wiring of the three stages (the logic lives in their modules).
+r"""The Faust wiring of the stages (their logic lives in their own modules).
 
-``raw.*`` --canonicalize--> ``person`` --merge_resident--> ``sink`` --sink--> ClickHouse
-                      \\--> ``dead_letters`` ------------------------/
+``raw.*`` --route--> ``person`` --merge + sink--> ClickHouse
+               \--> ``dead_letters`` --sink--> ClickHouse
 
-Every message is an Envelope (a batch), so the per-message cost of Faust is
-paid once per few hundred records. ``person`` and ``sink`` are co-partitioned
-by resident: the merge of a resident always runs where its state is.
+Every message is an Envelope (a batch), so Faust's per-message cost is paid
+once per few hundred records. ``person`` is partitioned by resident, so the
+merge of a resident always runs where its state is. The merge stage stores
+its rows itself (a sink in the same topology, like a Kafka Streams sink
+processor): its input offsets are committed only after the insert, and no
+second topic re-encodes every row.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 
 import faust
 from gridhub.schemas import decode, encode_dict
-from gridhub.streams.canonicalize import canonicalize
+from gridhub.streams.canonicalize import MAPPERS
 from gridhub.streams.identity import ResidentKeyer
-from gridhub.streams.merge_resident import MergeContext, ResidentStore, merge_batch
+from gridhub.streams.merge_resident import ResidentMerger
+from gridhub.streams.route import decode_record, route
 from gridhub.streams.sink import BatchingSink
 
 from gridhub.errors import SinkBackpressure
@@ -34,7 +38,7 @@ log = get_logger("streams.topology")
 class StageCounters:
     """Records through each stage, for status and metrics."""
 
-    canonicalized: int = 0
+    routed: int = 0
     dead_letters: int = 0
     merged: int = 0
     sunk_rows: int = 0
@@ -52,16 +56,18 @@ class Topology:
     topics: Topics
     partitions: int
     keyer: ResidentKeyer
-    store: ResidentStore
-    merge: MergeContext
+    merger: ResidentMerger
     sink: BatchingSink
+    dead_sink: BatchingSink
     batch_rows: int
     batch_seconds: float
     counters: StageCounters
     on_tick: Callable[[faust.App], Any] | None = None
 
 
-def _envelope(head: dict[str, Any], records: list[bytes], part: int, parts: int) -> bytes:
+def _envelope(
+    head: dict[str, Any], records: list[bytes], part: int, parts: int, keys: list[str]
+) -> bytes:
     return encode_dict(
         "Envelope",
         {
@@ -73,12 +79,13 @@ def _envelope(head: dict[str, Any], records: list[bytes], part: int, parts: int)
             "records": records,
             "partition_count": parts,
             "part": part,
+            "keys": keys,
         },
     )
 
 
 def build_app(t: Topology) -> faust.App:
-    """A Faust app with the three agents and a status timer."""
+    """A Faust app with the route, merge and dead-letter agents and a status timer."""
     app = faust.App(
         t.app_id,
         broker=f"kafka://{t.bootstrap}",
@@ -98,45 +105,48 @@ def build_app(t: Topology) -> faust.App:
     )
     raw = app.topic(*t.topics.all_raw(), value_serializer="raw", key_serializer="raw")
     person = app.topic(t.topics.person, value_serializer="raw", partitions=t.partitions)
-    sink_topic = app.topic(t.topics.sink, value_serializer="raw", partitions=t.partitions)
     dead = app.topic(t.topics.dead_letters, value_serializer="raw", partitions=1)
-    rows_in = app.topic(t.topics.sink, t.topics.dead_letters, value_serializer="raw")
+    max_envelopes = max(1, t.batch_rows // 500)
 
     @app.agent(raw)
-    async def canonicalize_agent(stream: faust.StreamT[bytes]) -> None:
+    async def route_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             _, head = decode(value)
-            batch = canonicalize(
-                head["source"], head["entity"], head["records"], t.keyer, t.partitions
-            )
+            batch = route(head["source"], head["entity"], head["records"], t.keyer, t.partitions)
             parts = batch.parts
-            for part, (partition, records) in enumerate(sorted(batch.events.items())):
-                await person.send(value=_envelope(head, records, part, parts), partition=partition)
+            for part, (partition, (records, keys)) in enumerate(sorted(batch.routed.items())):
+                await person.send(
+                    value=_envelope(head, records, part, parts, keys), partition=partition
+                )
             if batch.dead_letters:
-                await dead.send(value=_envelope(head, batch.dead_letters, parts - 1, parts))
-            t.counters.canonicalized += len(head["records"])
+                await dead.send(value=_envelope(head, batch.dead_letters, parts - 1, parts, []))
+            t.counters.routed += len(head["records"])
             t.counters.dead_letters += len(batch.dead_letters)
 
     @app.agent(person)
     async def merge_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            _, head = decode(event.value)
-            events = [decode(record)[1] for record in head["records"]]
-            rows = merge_batch(events, t.store, t.merge)
-            encoded = [encode_dict(name, row) for name, row in rows]
-            await sink_topic.send(
-                value=_envelope(head, encoded, head["part"], head["partition_count"]),
-                partition=event.message.partition,
-            )
-            t.counters.merged += len(events)
-
-    @app.agent(rows_in)
-    async def sink_agent(stream: faust.StreamT[bytes]) -> None:
-        max_envelopes = max(1, t.batch_rows // 200)
         async for values in stream.take(max_envelopes, within=t.batch_seconds):
             for value in values:
-                t.sink.add(decode(value)[1])
-            await _flush_until_stored(t)
+                _, head = decode(value)
+                events = to_person_events(head)
+                t.sink.add_rows(t.merger.merge(events))
+                t.sink.add_part(
+                    head["source"],
+                    head["entity"],
+                    head["seq"],
+                    head["part"],
+                    head["partition_count"],
+                )
+                t.counters.merged += len(events)
+            await _flush_until_stored(t, t.sink)
+            t.merger.commit()
+
+    @app.agent(dead)
+    async def dead_letter_agent(stream: faust.StreamT[bytes]) -> None:
+        async for values in stream.take(max_envelopes, within=t.batch_seconds):
+            for value in values:
+                t.dead_sink.add(decode(value)[1])
+            await _flush_until_stored(t, t.dead_sink)
 
     @app.timer(1.0)
     async def status_tick() -> None:
@@ -146,12 +156,26 @@ def build_app(t: Topology) -> faust.App:
     return app
 
 
-async def _flush_until_stored(t: Topology) -> None:
+def to_person_events(head: dict[str, Any]) -> list[dict[str, Any]]:
+    """The canonical person events of one routed envelope."""
+    mapper = MAPPERS[(head["source"], head["entity"])]
+    now = datetime.now(UTC)
+    return [
+        mapper(
+            decode_record(head["entity"], raw, validate=False),
+            None if key.startswith("u") else key,
+            now,
+        )
+        for raw, key in zip(head["records"], head["keys"], strict=True)
+    ]
+
+
+async def _flush_until_stored(t: Topology, sink: BatchingSink) -> None:
     """Insert the batch; while ClickHouse refuses, wait and retry (offsets stay put)."""
     delay = 0.5
     while True:
         try:
-            rows = await asyncio.to_thread(t.sink.flush)
+            rows = await asyncio.to_thread(sink.flush)
         except SinkBackpressure as exc:
             t.counters.sink_retries += 1
             log.warning("sink waiting for ClickHouse", reason=str(exc), retry_in=delay)

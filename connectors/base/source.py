@@ -33,6 +33,7 @@ class SourceHealth:
     errors: int = 0
     polls: int = 0
     last_success: datetime | None = None
+    first_poll_at: datetime | None = None
     caught_up: bool = False
     positions: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +46,7 @@ class SourceHealth:
             "errors": self.errors,
             "polls": self.polls,
             "last_success": self.last_success.isoformat() if self.last_success else None,
+            "first_poll_at": self.first_poll_at.isoformat() if self.first_poll_at else None,
             "caught_up": self.caught_up,
             "positions": self.positions,
         }
@@ -95,6 +97,8 @@ class Source(ABC):
         """Poll until ``stop`` is set; never raises."""
         failures = 0
         while not stop.is_set():
+            if self.health.first_poll_at is None:
+                self.health.first_poll_at = datetime.now(UTC)
             try:
                 published = self.poll()
             except Exception as exc:
