@@ -53,10 +53,8 @@ def resolve_dsn_secret(dsn: str, *, key: str) -> str:
         return dsn
     password = resolve_secret(unquote(parts.password), key=key)
     user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    hostport = parts.netloc.rpartition("@")[2]  # keeps IPv6 brackets and the port
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{hostport}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -65,7 +63,7 @@ def redact_dsn(dsn: str) -> str:
     parts = urlsplit(dsn)
     if parts.password is None:
         return dsn
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -85,6 +83,8 @@ class HubConfig(_Section):
     share it; when absent the hub creates one in ``data_dir`` on first start."""
     log_format: Literal["text", "json"] = "text"
     """``json`` writes one JSON object per log line."""
+    ingest_process: bool = True
+    """Run the connectors and the route stage in a child process (a second core)."""
 
 
 class KafkaConfig(_Section):
@@ -108,7 +108,7 @@ class KafkaConfig(_Section):
 class ClickHouseConfig(_Section):
     """``[clickhouse]``: the store downstream teams query."""
 
-    url: str = EMBEDDED
+    url: str = Field(default=EMBEDDED, repr=False)
     """``embedded`` opens chdb in ``data_dir``; else ``http://user:password@host:8123/grid``."""
     serve: str = "127.0.0.1:8123"
     """Embedded only: where the store's ClickHouse HTTP interface listens."""
@@ -289,7 +289,11 @@ def _describe(error: Any) -> str:
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    return f"{loc}: {message} (got {error.get('input')!r})" if kind != "value_error" else message
+    if kind == "value_error":
+        return message
+    if tuple(str(part) for part in error["loc"]) in _SECRET_KEYS | _DSN_KEYS:
+        return f"{loc}: {message}"  # never echo what may be a secret
+    return f"{loc}: {message} (got {error.get('input')!r})"
 
 
 def load_settings(path: Path | str | None = None) -> GridhubSettings:

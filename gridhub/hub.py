@@ -1,10 +1,13 @@
-"""One hub process: broker (embedded or not), store, connectors, stream workers, sink.
+"""One ``gridhub run``: broker (embedded or not), store, ingest, stream workers, sink.
 
 ``gridhub run`` and ``gridhub demo`` both build a :class:`Hub` and call
 :meth:`Hub.run`. Start-up order matters: the store is migrated and the
 reference data loaded before anything consumes, and the topics exist before
-any connector publishes. Shutdown (SIGTERM/SIGINT) stops the connectors,
-lets Faust finish the batch in hand and commit, then stops the broker.
+any connector publishes. By default the connectors and the route stage run in
+a child process (``gridhub.ingest_worker``) so that the hub uses two cores;
+``[hub] ingest_process = false`` keeps everything in this process. Shutdown
+(SIGTERM/SIGINT) stops the ingest side, lets Faust finish the batch in hand
+and commit, then stops the broker.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import contextlib
 import json
 import os
 import signal
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,26 +29,34 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from gridhub.config import GridhubSettings
-from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore, SinkAcknowledgements
-from gridhub.connectors.base.publisher import EnvelopePublisher
-from gridhub.connectors.base.source import Source
-from gridhub.connectors.public_security.source import PoliceSource
+from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.errors import ConfigError
+from gridhub.ingest import INGEST_STATUS_FILE, Ingest
 from gridhub.logs import configure_logging, get_logger
 from gridhub.reference import ReferenceData, load_reference
-from gridhub.runtime.broker import EmbeddedBroker
+from gridhub.runtime.broker import EmbeddedBroker, die_with_parent
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
 from gridhub.streams.merge_resident import MergeContext, ResidentMerger, ResidentStore
 from gridhub.streams.sink import BatchingSink
 from gridhub.streams.topology import StageCounters, Topology, build_app
-from gridhub.topics import SOURCE_ENTITIES, Topics
+from gridhub.topics import Topics
 
 log = get_logger("hub")
 
 STATUS_FILE = "status.json"
 CONTRACT_TABLES = ("resident", "area", "events", "dead_letters", "unlinked")
+INGEST_STATUS_MAX_AGE_S = 5.0
+TABLE_COUNT_INTERVAL_S = 3.0
+
+
+def resident_keyer(settings: GridhubSettings) -> ResidentKeyer:
+    """The deployment's resident keyer: the configured key, else the one in ``data_dir``."""
+    secret = settings.hub.pseudonym_key
+    if secret is not None:
+        return ResidentKeyer(secret.get_secret_value().encode("utf-8"))
+    return ResidentKeyer(load_or_create_key(settings.data_dir / "pseudonym.key"))
 
 
 def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
@@ -53,13 +65,13 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
     try:
         existing = set(admin.list_topics())
         wanted = [NewTopic(name, 1, 1) for name in topics.all_raw() if name not in existing]
+        if topics.person not in existing:
+            wanted.append(NewTopic(topics.person, partitions, 1))
         wanted += [
-            NewTopic(name, partitions, 1)
-            for name in (topics.person, topics.sink)
+            NewTopic(name, 1, 1)
+            for name in (topics.dead_letters, topics.acks)
             if name not in existing
         ]
-        if topics.dead_letters not in existing:
-            wanted.append(NewTopic(topics.dead_letters, 1, 1))
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
@@ -75,16 +87,14 @@ class Hub:
         self.data_dir = settings.data_dir
         self.topics = Topics(settings.kafka.topic_prefix)
         self.broker: EmbeddedBroker | None = None
-        self.sources: list[Source] = []
-        self.threads: list[threading.Thread] = []
-        self.stop_event = threading.Event()
+        self.ingest: Ingest | None = None
+        self.ingest_process: subprocess.Popen[bytes] | None = None
         self.counters = StageCounters()
-        self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
         self.started_at = datetime.now(UTC)
         self.app: faust.App | None = None
         self.on_tick_hooks: list[Callable[[Hub], None]] = []
-        self.reference: ReferenceData | None = None
         self.topology: Topology | None = None
+        self._counts: tuple[float, dict[str, int]] | None = None
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -95,12 +105,6 @@ class Hub:
         self.broker.start()
         return self.broker.bootstrap
 
-    def _keyer(self) -> ResidentKeyer:
-        secret = self.settings.hub.pseudonym_key
-        if secret is not None:
-            return ResidentKeyer(secret.get_secret_value().encode("utf-8"))
-        return ResidentKeyer(load_or_create_key(self.data_dir / "pseudonym.key"))
-
     def _load_reference(self) -> ReferenceData:
         folder = self.settings.path(self.settings.reference.dir)
         if not folder.is_dir():
@@ -110,71 +114,69 @@ class Hub:
             )
         return load_reference(folder)
 
-    def _make_sources(self, bootstrap: str) -> None:
-        store = FileCheckpointStore(self.data_dir / "checkpoints")
-        ack_on_publish = not self.settings.kafka.embedded
-        police = self.settings.sources.police
-        if police is not None:
-            checkpoints = {e: Checkpoint(store, "police", e) for e in SOURCE_ENTITIES["police"]}
-            self.checkpoints.update({("police", e): c for e, c in checkpoints.items()})
-            publisher = EnvelopePublisher(bootstrap, self.topics, client_id="gridhub-police")
-            self.sources.append(
-                PoliceSource(police, publisher, checkpoints, ack_on_publish=ack_on_publish)
+    def _start_ingest_process(self, bootstrap: str) -> None:
+        (self.data_dir / INGEST_STATUS_FILE).unlink(missing_ok=True)
+        command = [sys.executable, "-m", "gridhub.ingest_worker", "--bootstrap", bootstrap]
+        config = self.settings.config_path
+        if config is not None and config.exists():
+            command += ["--config", str(config)]
+        log_file = self.data_dir / "logs" / "ingest.log"
+        with log_file.open("ab") as out:
+            self.ingest_process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
-        for name in self.settings.sources.configured():
-            if name != "police":
-                log.warning(
-                    "source configured but its connector is not built yet; not pulled",
-                    source=name,
-                )
 
     def prepare(self) -> faust.App:
-        """Start the broker and store, migrate, create topics, build connectors and agents."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.reference = self._load_reference()
+        """Start broker and store, migrate, create topics, build ingest and agents."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        reference = self._load_reference()
         client = open_client(self.settings)
         migrate(client, self.settings.clickhouse.database)
         bootstrap = self._bootstrap()
         create_topics(bootstrap, self.topics, self.settings.kafka.partitions)
-        self._make_sources(bootstrap)
-        acks = SinkAcknowledgements(self.checkpoints)
-        on_part_done = acks.part_done if self.settings.kafka.embedded else None
-        sink = BatchingSink(client, self.settings.clickhouse.database, on_part_done=on_part_done)
-        dead_sink = BatchingSink(
-            client, self.settings.clickhouse.database, on_part_done=on_part_done, lock=sink.lock
+        keyer = resident_keyer(self.settings)  # creates the key file before any child reads it
+        separate = self.settings.hub.ingest_process
+        on_part_done: Callable[[str, str, int, int, int], None] | None = None
+        if not separate:
+            self.ingest = Ingest(self.settings, bootstrap, self.topics)
+            if self.settings.kafka.embedded:
+                on_part_done = SinkAcknowledgements(self.ingest.checkpoints).part_done
+        self.sink = BatchingSink(client, self.settings.clickhouse.database)
+        self.dead_sink = BatchingSink(
+            client, self.settings.clickhouse.database, lock=self.sink.lock
         )
+        self.client = client
         self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
-        topology = Topology(
+        self.topology = Topology(
             app_id=self.settings.kafka.group_id,
             bootstrap=bootstrap,
             topics=self.topics,
             partitions=self.settings.kafka.partitions,
-            keyer=self._keyer(),
-            merger=ResidentMerger(self.resident_store, MergeContext(self.reference)),
-            sink=sink,
-            dead_sink=dead_sink,
+            keyer=keyer,
+            merger=ResidentMerger(self.resident_store, MergeContext(reference)),
+            sink=self.sink,
+            dead_sink=self.dead_sink,
             batch_rows=self.settings.clickhouse.batch_rows,
             batch_seconds=self.settings.clickhouse.batch_seconds,
             counters=self.counters,
             on_tick=lambda app: self.tick(),
         )
-        self.sink = sink
-        self.client = client
-        self.topology = topology
-        self.app = build_app(topology)
+        if separate and self.settings.kafka.embedded:
+            on_part_done = self._queue_ack
+        self.sink.on_part_done = on_part_done
+        self.dead_sink.on_part_done = on_part_done
+        self.app = build_app(self.topology, with_route=not separate)
+        if separate:
+            self._start_ingest_process(bootstrap)
         return self.app
 
-    def start_sources(self) -> None:
-        """One thread per source; a failing source never stops another."""
-        for source in self.sources:
-            thread = threading.Thread(
-                target=source.run,
-                args=(self.stop_event,),
-                name=f"source-{source.name}",
-                daemon=True,
-            )
-            thread.start()
-            self.threads.append(thread)
+    def _queue_ack(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
+        assert self.topology is not None
+        self.topology.stored_parts.append((source, entity, seq, part, parts))
 
     # -- running ------------------------------------------------------------------------
 
@@ -183,9 +185,10 @@ class Hub:
         app = self.app or self.prepare()
 
         @app.task
-        async def _start_sources() -> None:
+        async def _start_ingest() -> None:
             configure_logging(json_lines=self.settings.hub.log_format == "json")
-            self.start_sources()
+            if self.ingest is not None:
+                self.ingest.start()
 
         worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         self.worker = worker
@@ -197,37 +200,55 @@ class Hub:
             self.shutdown()
 
     def request_stop(self) -> None:
-        """Ask the worker to stop as SIGTERM would."""
-        self.stop_event.set()
+        """Ask the worker to stop as SIGTERM would (from any thread)."""
         worker = getattr(self, "worker", None)
         if worker is not None:
-            # exactly what mode's own SIGTERM handler schedules, from any thread
             worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
 
+    def _stop_ingest(self) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()
+        process, self.ingest_process = self.ingest_process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
     def shutdown(self) -> None:
-        """Stop connectors, close state, stop the broker. Safe to call twice."""
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout=10)
-        self.threads.clear()
-        for source in self.sources:
-            source.publisher.close()
-        self.sources.clear()
+        """Stop ingest, close state, stop the broker, close the store. Safe to call twice."""
+        self._stop_ingest()
         if self.topology is not None:
+            self._counts = None  # the final status counts what is stored now
+            self.write_status(final=True)
             self.resident_store.close()
             self.topology = None
         if self.broker is not None:
             self.broker.stop()
-        self.write_status(final=True)
         close_embedded()
 
     # -- progress -----------------------------------------------------------------------
 
+    def ingest_status(self) -> dict[str, Any]:
+        """The ingest side's sources and progress, from this process or the ingest process."""
+        if self.ingest is not None:
+            return self.ingest.status()
+        path = self.data_dir / INGEST_STATUS_FILE
+        try:
+            status: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"sources": {}, "caught_up": False}
+        age = (datetime.now(UTC) - datetime.fromisoformat(status["written_at"])).total_seconds()
+        alive = self.ingest_process is not None and self.ingest_process.poll() is None
+        if age > INGEST_STATUS_MAX_AGE_S or not alive:
+            status["caught_up"] = False
+        return status
+
     def caught_up(self) -> bool:
         """Every source polled to the end and, on the embedded broker, everything stored."""
-        if not self.sources or not all(s.health.caught_up for s in self.sources):
-            return False
-        return all(c.outstanding == 0 for c in self.checkpoints.values())
+        return bool(self.ingest_status().get("caught_up"))
 
     def tick(self) -> None:
         """Once a second: write the status file and run hooks (the demo waits here)."""
@@ -236,7 +257,15 @@ class Hub:
             hook(self)
 
     def table_counts(self) -> dict[str, int]:
-        """Rows per contract table (FINAL for the resident and area tables)."""
+        """Rows per contract table (FINAL for the resident and area tables).
+
+        Counted at most every few seconds while rows flow: the counts share the
+        store with the sink, which must not wait for them.
+        """
+        now = time.monotonic()
+        cached = self._counts
+        if cached is not None and now - cached[0] < TABLE_COUNT_INTERVAL_S:
+            return dict(cached[1])
         counts: dict[str, int] = {}
         db = self.settings.clickhouse.database
         with self.sink.lock:
@@ -244,10 +273,11 @@ class Hub:
                 final = " FINAL" if table in ("resident", "area") else ""
                 rows = self.client.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
                 counts[table] = int(rows[0][0])
+        self._counts = (now, counts)
         return counts
 
     def lag(self) -> dict[str, dict[str, int]]:
-        """Per topic/partition: fetch high watermark minus committed offset."""
+        """Per topic/partition this process consumes: fetch high watermark minus committed."""
         out: dict[str, dict[str, int]] = {}
         if self.app is None:
             return out
@@ -256,6 +286,7 @@ class Hub:
             assignment = consumer.assignment()
         except Exception:
             return out
+        committed_offsets = getattr(consumer, "_committed_offset", {})
         for tp in sorted(assignment):
             try:
                 high = consumer.highwater(tp)
@@ -263,12 +294,13 @@ class Hub:
                 continue
             if high is None:
                 continue
-            committed = getattr(consumer, "_committed_offset", {}).get(tp) or 0
+            committed = committed_offsets.get(tp) or 0
             out.setdefault(tp.topic, {})[str(tp.partition)] = max(0, int(high) - int(committed))
         return out
 
     def status(self) -> dict[str, Any]:
         """What ``gridhub status`` shows."""
+        ingest = self.ingest_status()
         return {
             "pid": os.getpid(),
             "written_at": datetime.now(UTC).isoformat(),
@@ -279,10 +311,10 @@ class Hub:
                 else self.settings.kafka.bootstrap,
                 "embedded": self.settings.kafka.embedded,
             },
-            "sources": {s.name: s.health.as_dict() for s in self.sources},
+            "sources": ingest.get("sources", {}),
             "stages": {
-                "routed": self.counters.routed,
-                "dead_letters": self.counters.dead_letters,
+                "routed": ingest.get("routed", self.counters.routed),
+                "dead_letters": ingest.get("dead_letters", self.counters.dead_letters),
                 "merged": self.counters.merged,
                 "sunk_rows": self.counters.sunk_rows,
                 "sink_retries": self.counters.sink_retries,
@@ -291,8 +323,8 @@ class Hub:
                 else None,
             },
             "lag": self.lag(),
-            "tables": self.table_counts() if getattr(self, "sink", None) else {},
-            "caught_up": self.caught_up(),
+            "tables": self.table_counts(),
+            "caught_up": bool(ingest.get("caught_up")),
         }
 
     def write_status(self, *, final: bool = False) -> None:
@@ -317,8 +349,3 @@ def read_status(data_dir: Path) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(path.read_text("utf-8"))
     return data
-
-
-def wait(seconds: float) -> None:
-    """Sleep (a seam for tests that drive time)."""
-    time.sleep(seconds)

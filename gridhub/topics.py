@@ -2,8 +2,8 @@
 
 ``<prefix>.raw.<source>.<entity>``  connector batches (Envelope of source records)
 ``<prefix>.person``                  canonical person events, partitioned by resident
-``<prefix>.sink``                    rows for ClickHouse, partitioned like ``person``
 ``<prefix>.dead_letters``            rejected records with their reason
+``<prefix>.acks``                    stored parts of connector batches (BatchAck)
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ class Topics:
         return f"{self.prefix}.person"
 
     @property
-    def sink(self) -> str:
-        """Rows waiting for ClickHouse."""
-        return f"{self.prefix}.sink"
-
-    @property
     def dead_letters(self) -> str:
         """Rejected records."""
         return f"{self.prefix}.dead_letters"
+
+    @property
+    def acks(self) -> str:
+        """BatchAcks: parts of connector batches that are stored (embedded broker)."""
+        return f"{self.prefix}.acks"
 
     def all_raw(self) -> list[str]:
         """Every raw topic the hub knows."""
@@ -49,4 +49,4 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic the hub creates."""
-        return [*self.all_raw(), self.person, self.sink, self.dead_letters]
+        return [*self.all_raw(), self.person, self.dead_letters, self.acks]

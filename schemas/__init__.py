@@ -35,7 +35,7 @@ Bad bytes raise ``SchemaError`` saying what was wrong.
 from .canonical import PersonEvent
 from .catalog import ENTITY_MODELS, MODELS
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
-from .envelope import Envelope
+from .envelope import BatchAck, Envelope
 from .exceptions import SchemaError
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
@@ -48,6 +48,7 @@ __all__ = [
     "ENTITY_MODELS",
     "MODELS",
     "AreaRecord",
+    "BatchAck",
     "DeadLetter",
     "DisabilitySubsidyRow",
     "ElderlyAllowanceRow",

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from .canonical import PersonEvent
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
-from .envelope import Envelope
+from .envelope import BatchAck, Envelope
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
 from .party import PartyActivity, PartyMember
@@ -28,6 +28,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     DeadLetter,
     UnlinkedRecord,
     Envelope,
+    BatchAck,
 )
 
 MODELS: Final[dict[str, type[BaseModel]]] = {model.__name__: model for model in _ALL}

@@ -80,3 +80,19 @@ class Envelope(HubModel):
         if self.part >= self.partition_count:
             raise ValueError(f"part {self.part} is out of range for {self.partition_count} parts")
         return self
+
+
+class BatchAck(HubModel):
+    """One part of a connector batch is stored in ClickHouse.
+
+    The sink sends it on the ``acks`` topic; the process that runs the
+    connector advances its checkpoint when every part of a batch is stored.
+    """
+
+    source: Annotated[str, Field(description="source system of the batch")]
+    entity: Annotated[str, Field(description="entity of the batch")]
+    seq: Annotated[NonNegativeLong, Field(description="the connector's batch number")]
+    part: Annotated[int, Field(ge=0, le=2**31 - 1, description="the stored part, from 0")]
+    parts: Annotated[
+        int, Field(ge=1, le=2**31 - 1, description="how many parts the batch was split into")
+    ]

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gridhub.streams.normalize import (
+    birth_date_from_id,
     china_local_to_utc,
     gender_from_id,
     normalize_id_number,
@@ -25,7 +26,8 @@ GENDERS = {"1": "男", "2": "女"}
 
 
 def _json_default(value: Any) -> str:
-    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+    # DATETIME and DECIMAL as the database prints them ("2026-10-22 08:15:00", "119.21")
+    return str(value)
 
 
 def payload_json(record: dict[str, Any]) -> str:
@@ -70,10 +72,13 @@ def _syrk_event(data: dict[str, Any], resident_key: str | None, now: datetime) -
 
 def _csrq(text: str, id18: str) -> date | None:
     """``csrq`` as a date; an impossible one yields to the date inside the ID number."""
-    try:
-        return datetime.strptime(text.strip(), "%Y%m%d").date()
-    except ValueError:
-        return date(int(id18[6:10]), int(id18[10:12]), int(id18[12:14]))
+    text = text.strip()
+    if len(text) == 8 and text.isdigit():
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        except ValueError:
+            pass
+    return birth_date_from_id(id18)
 
 
 def _jq_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ the newest computation (``version`` grows with every computation).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Iterable
@@ -73,6 +74,7 @@ class ResidentState:
                 return False
         slim = {name: value for name, value in event.items() if name != "payload"}
         slim["digest"] = digest
+        slim["origin"] = f"{event['source']}:{event['entity']}"
         slim["stamp"] = f"{event['source']}@{event['event_time'].isoformat()}"
         self.contributions[key] = slim
         return True
@@ -83,15 +85,19 @@ class ResidentState:
         return self.version
 
 
+@functools.cache
+def _ranks(order: tuple[str, ...]) -> dict[str, int]:
+    return {name: index for index, name in enumerate(order)}
+
+
 def _by_preference(
     contributions: Iterable[Contribution], order: tuple[str, ...]
 ) -> list[Contribution]:
     """Contributions from sources in ``order``, best first; newest first within a source."""
-    rank = {name: index for index, name in enumerate(order)}
-    eligible = [c for c in contributions if f"{c['source']}:{c['entity']}" in rank]
-    eligible.sort(
-        key=lambda c: (rank[f"{c['source']}:{c['entity']}"], -c["event_time"].timestamp())
-    )
+    rank = _ranks(order)
+    eligible = [c for c in contributions if c["origin"] in rank]
+    if len(eligible) > 1:
+        eligible.sort(key=lambda c: (rank[c["origin"]], -c["event_time"].timestamp()))
     return eligible
 
 

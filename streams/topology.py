@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
 from gridhub.streams.identity import ResidentKeyer
@@ -63,6 +64,8 @@ class Topology:
     batch_seconds: float
     counters: StageCounters
     on_tick: Callable[[faust.App], Any] | None = None
+    stored_parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    """Parts stored since the last acks were sent (when acks go over Kafka)."""
 
 
 def _envelope(
@@ -84,15 +87,15 @@ def _envelope(
     )
 
 
-def build_app(t: Topology) -> faust.App:
-    """A Faust app with the route, merge and dead-letter agents and a status timer."""
-    app = faust.App(
-        t.app_id,
-        broker=f"kafka://{t.bootstrap}",
+def new_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
+    """A Faust app tuned for batches (Envelopes) and for Tansu's group joins."""
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
         autodiscover=False,
-        topic_partitions=t.partitions,
+        topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
         # Tansu answers JoinGroup after half the session timeout; keep it short.
         broker_session_timeout=6.0,
@@ -103,16 +106,21 @@ def build_app(t: Topology) -> faust.App:
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_buffer_maxsize=64,
     )
-    raw = app.topic(*t.topics.all_raw(), value_serializer="raw", key_serializer="raw")
-    person = app.topic(t.topics.person, value_serializer="raw", partitions=t.partitions)
-    dead = app.topic(t.topics.dead_letters, value_serializer="raw", partitions=1)
-    max_envelopes = max(1, t.batch_rows // 500)
+
+
+def add_route_agent(
+    app: faust.App, topics: Topics, keyer: ResidentKeyer, partitions: int, counters: StageCounters
+) -> None:
+    """Stage 1 (``streams/route.py``) on ``raw.*``, in this app."""
+    raw = app.topic(*topics.all_raw(), value_serializer="raw", key_serializer="raw")
+    person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
+    dead = app.topic(topics.dead_letters, value_serializer="raw", partitions=1)
 
     @app.agent(raw)
     async def route_agent(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             _, head = decode(value)
-            batch = route(head["source"], head["entity"], head["records"], t.keyer, t.partitions)
+            batch = route(head["source"], head["entity"], head["records"], keyer, partitions)
             parts = batch.parts
             for part, (partition, (records, keys)) in enumerate(sorted(batch.routed.items())):
                 await person.send(
@@ -120,8 +128,31 @@ def build_app(t: Topology) -> faust.App:
                 )
             if batch.dead_letters:
                 await dead.send(value=_envelope(head, batch.dead_letters, parts - 1, parts, []))
-            t.counters.routed += len(head["records"])
-            t.counters.dead_letters += len(batch.dead_letters)
+            counters.routed += len(head["records"])
+            counters.dead_letters += len(batch.dead_letters)
+
+
+def add_ack_agent(app: faust.App, topics: Topics, acks: SinkAcknowledgements) -> None:
+    """Stored parts (BatchAck) move the connectors' checkpoints in this process."""
+    channel = app.topic(topics.acks, value_serializer="raw", partitions=1)
+
+    @app.agent(channel)
+    async def ack_agent(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            _, ack = decode(value)
+            acks.part_done(ack["source"], ack["entity"], ack["seq"], ack["part"], ack["parts"])
+
+
+def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
+    """The hub's app: merge and dead-letter agents, a status timer, and the route agent
+    unless separate route processes run it (``[hub] route_processes``)."""
+    app = new_app(t.app_id, t.bootstrap, t.partitions)
+    if with_route:
+        add_route_agent(app, t.topics, t.keyer, t.partitions, t.counters)
+    person = app.topic(t.topics.person, value_serializer="raw", partitions=t.partitions)
+    dead = app.topic(t.topics.dead_letters, value_serializer="raw", partitions=1)
+    acks = app.topic(t.topics.acks, value_serializer="raw", partitions=1)
+    max_envelopes = max(1, t.batch_rows // 500)
 
     @app.agent(person)
     async def merge_agent(stream: faust.StreamT[bytes]) -> None:
@@ -140,6 +171,7 @@ def build_app(t: Topology) -> faust.App:
                 t.counters.merged += len(events)
             await _flush_until_stored(t, t.sink)
             t.merger.commit()
+            await _send_acks(t, acks)
 
     @app.agent(dead)
     async def dead_letter_agent(stream: faust.StreamT[bytes]) -> None:
@@ -147,6 +179,7 @@ def build_app(t: Topology) -> faust.App:
             for value in values:
                 t.dead_sink.add(decode(value)[1])
             await _flush_until_stored(t, t.dead_sink)
+            await _send_acks(t, acks)
 
     @app.timer(1.0)
     async def status_tick() -> None:
@@ -168,6 +201,14 @@ def to_person_events(head: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for raw, key in zip(head["records"], head["keys"], strict=True)
     ]
+
+
+async def _send_acks(t: Topology, channel: faust.TopicT) -> None:
+    """Tell the ingest process which parts are stored (only when it waits for that)."""
+    stored, t.stored_parts[:] = list(t.stored_parts), []
+    for source, entity, seq, part, parts in stored:
+        ack = {"source": source, "entity": entity, "seq": seq, "part": part, "parts": parts}
+        await channel.send(value=encode_dict("BatchAck", ack))
 
 
 async def _flush_until_stored(t: Topology, sink: BatchingSink) -> None:

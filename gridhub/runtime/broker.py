@@ -34,7 +34,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -82,6 +83,10 @@ class EmbeddedBroker:
                 "reinstall the hub with 'make install'"
             ) from exc
         url = f"tcp://{self.bootstrap}"
+        if broker_answers(self.bootstrap, timeout=0.2):
+            raise EmbeddedRuntimeError(
+                f"{self.bootstrap} is already in use; the embedded broker needs a free port"
+            )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(
@@ -89,7 +94,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout

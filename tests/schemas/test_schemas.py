@@ -17,6 +17,7 @@ from gridhub.schemas import (
     ENTITY_MODELS,
     MODELS,
     AreaRecord,
+    BatchAck,
     DeadLetter,
     DisabilitySubsidyRow,
     ElderlyAllowanceRow,
@@ -335,6 +336,7 @@ HUB_CASES: list[BaseModel] = [
     EventRow.model_validate(EVENT_ROW),
     DeadLetter.model_validate(DEAD_LETTER),
     UnlinkedRecord.model_validate(UNLINKED),
+    BatchAck(source="police", entity="syrk", seq=7, part=1, parts=3),
 ]
 ENVELOPE_CASE = Envelope(
     source="hotline",

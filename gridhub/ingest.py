@@ -1,0 +1,97 @@
+"""The pulling side of a hub: connectors, their checkpoints and their health.
+
+Runs in the hub's process (``[hub] ingest_process = false``) or in the
+ingest process beside the route stage (``gridhub.ingest_worker``), so that
+pulling and routing do not compete with the merge for one interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gridhub.config import GridhubSettings
+from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
+from gridhub.connectors.base.publisher import EnvelopePublisher
+from gridhub.connectors.base.source import Source
+from gridhub.connectors.public_security.source import PoliceSource
+from gridhub.logs import get_logger
+from gridhub.topics import SOURCE_ENTITIES, Topics
+
+log = get_logger("ingest")
+
+INGEST_STATUS_FILE = "status-ingest.json"
+
+
+class Ingest:
+    """Every configured source, each pulled in its own thread."""
+
+    def __init__(self, settings: GridhubSettings, bootstrap: str, topics: Topics) -> None:
+        self.settings = settings
+        self.sources: list[Source] = []
+        self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        store = FileCheckpointStore(settings.data_dir / "checkpoints")
+        # On the embedded broker a batch is safe only once stored in ClickHouse.
+        ack_on_publish = not settings.kafka.embedded
+        police = settings.sources.police
+        if police is not None:
+            checkpoints = {e: Checkpoint(store, "police", e) for e in SOURCE_ENTITIES["police"]}
+            self.checkpoints.update({("police", e): c for e, c in checkpoints.items()})
+            publisher = EnvelopePublisher(bootstrap, topics, client_id="gridhub-police")
+            self.sources.append(
+                PoliceSource(police, publisher, checkpoints, ack_on_publish=ack_on_publish)
+            )
+        for name in settings.sources.configured():
+            if name != "police":
+                log.warning(
+                    "source configured but its connector is not built yet; not pulled",
+                    source=name,
+                )
+
+    def start(self) -> None:
+        """One thread per source; a failing source never stops another."""
+        for source in self.sources:
+            thread = threading.Thread(
+                target=source.run,
+                args=(self.stop_event,),
+                name=f"source-{source.name}",
+                daemon=True,
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop pulling, wait for the threads, close the producers. Safe to call twice."""
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.threads.clear()
+        for source in self.sources:
+            source.publisher.close()
+        self.sources.clear()
+
+    def caught_up(self) -> bool:
+        """Every source polled to the end and every batch acknowledged."""
+        if not self.sources or not all(s.health.caught_up for s in self.sources):
+            return False
+        return all(c.outstanding == 0 for c in self.checkpoints.values())
+
+    def status(self) -> dict[str, Any]:
+        """Sources' health and whether everything pulled is safe."""
+        return {
+            "written_at": datetime.now(UTC).isoformat(),
+            "sources": {s.name: s.health.as_dict() for s in self.sources},
+            "caught_up": self.caught_up(),
+        }
+
+    def write_status(self, data_dir: Path, extra: dict[str, Any] | None = None) -> None:
+        """``data_dir/status-ingest.json``, atomically (the hub process reads it)."""
+        path = data_dir / INGEST_STATUS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.status(), **(extra or {})}, ensure_ascii=False), "utf-8")
+        tmp.replace(path)

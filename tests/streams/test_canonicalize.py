@@ -1,0 +1,275 @@
+"""Source records become PersonEvents keyed by resident; unusable ones become dead letters.
+
+The path under test is the one the topology runs: ``route`` validates and keys a raw
+batch (dead-lettering what cannot go on), then ``decode_record`` + ``MAPPERS`` make the
+canonical events of the routed records.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gridhub.schemas import PersonEvent, decode, encode_dict
+from gridhub.streams.canonicalize import MAPPERS, payload_json
+from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partition_for
+from gridhub.streams.normalize import IdReason
+from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
+
+SECRET = b"county-320723-test-pseudonym-key"
+KEYER = ResidentKeyer(SECRET)
+NOW = datetime(2026, 10, 23, 0, 0, tzinfo=UTC)
+PARTITIONS = 8
+ID18 = "32072319650101123X"
+
+SYRK: dict[str, Any] = {
+    "rkbh": "R320723000001",
+    "gmsfhm": "32072319650101123x",
+    "xm": " 王　芳 ",
+    "xb": "9",
+    "csrq": "19650101",
+    "lxdh": "+86 139-1234-5678",
+    "hjdz": None,
+    "jzdz": " 灌云县伊山镇幸福路18号幸福家园3栋 ",
+    "dzbm": "A001",
+    "rylb": "02",
+    "zrq": "320723510000-03",
+    "zxbz": "1",
+    "gxsj": datetime(2026, 10, 22, 9, 30, 5),
+}
+JQ: dict[str, Any] = {
+    "jqbh": "J3207232026102200001",
+    "bjsj": datetime(2026, 10, 22, 21, 5, 0),
+    "jqlb": "04",
+    "jqlbmc": "纠纷",
+    "fadz": "幸福路18号附近",
+    "zrq": "320723510000-03",
+    "jd": Decimal("119.239812"),
+    "wd": Decimal("34.283561"),
+    "bjrxm": "李先生",
+    "bjrdh": "139****5678",
+    "bjrsfzh": None,
+    "jqzt": "已处警",
+    "gxsj": datetime(2026, 10, 22, 21, 40, 0),
+}
+
+
+def syrk_bytes(**changes: Any) -> bytes:
+    return encode_dict("SyrkRow", {**SYRK, **changes})
+
+
+def jq_bytes(**changes: Any) -> bytes:
+    return encode_dict("JqRow", {**JQ, **changes})
+
+
+def events_of(entity: str, records: list[bytes]) -> list[dict[str, Any]]:
+    """Route one batch, then canonicalise what was routed (as the merge stage does)."""
+    batch = route("police", entity, records, KEYER, PARTITIONS)
+    assert batch.dead_letters == []
+    out = []
+    for records_of, keys_of in batch.routed.values():
+        for raw, key in zip(records_of, keys_of, strict=True):
+            data = decode_record(entity, raw, validate=False)
+            out.append(MAPPERS[("police", entity)](data, None if key.startswith("u") else key, NOW))
+    return out
+
+
+def dead_letters_of(entity: str, records: list[bytes]) -> list[dict[str, Any]]:
+    batch = route("police", entity, records, KEYER, PARTITIONS)
+    assert batch.routed == {}
+    letters = []
+    for raw in batch.dead_letters:
+        name, letter = decode(raw)
+        assert name == "DeadLetter"
+        letters.append(letter)
+    return letters
+
+
+def test_a_valid_syrk_row_becomes_a_person_event() -> None:
+    (event,) = events_of("syrk", [syrk_bytes()])
+    PersonEvent.model_validate(event)
+    encode_dict("PersonEvent", event)
+    assert event["resident_key"] == KEYER.for_id(ID18)
+    assert event["id_number"] == ID18  # lower-case x upper-cased
+    assert event["link_rule"] == "id_number"
+    assert (event["source"], event["entity"], event["source_key"]) == (
+        "police",
+        "syrk",
+        "R320723000001",
+    )
+    assert event["event_time"] == datetime(2026, 10, 22, 1, 30, 5, tzinfo=UTC)  # China time
+    assert event["ingested_at"] == NOW
+    assert event["name"] == "王芳"
+    assert event["gender"] is None  # xb = 9 is no value
+    assert event["birth_date"] == date(1965, 1, 1)
+    assert event["phone"] == "13912345678"
+    assert event["phone_time"] == event["event_time"]
+    assert event["address"] == "灌云县伊山镇幸福路18号幸福家园3栋"
+    assert event["address_id"] == "A001"
+    assert (event["area_system"], event["area_code"]) == ("police", "320723510000-03")
+    assert event["attributes"] == {
+        "population_type": "流动",
+        "deregistered": "1",
+        "gender_code": "9",
+    }
+    assert json.loads(event["payload"])["gmsfhm"] == "32072319650101123x"  # as the source sent it
+
+
+def test_a_fifteen_digit_id_is_upgraded_to_the_same_resident() -> None:
+    (old,) = events_of("syrk", [syrk_bytes(gmsfhm="320723650101123", xb="1")])
+    (new,) = events_of("syrk", [syrk_bytes()])
+    assert old["id_number"] == ID18
+    assert old["resident_key"] == new["resident_key"]
+    assert old["gender"] == "男"
+
+
+@pytest.mark.parametrize(
+    "csrq",
+    [
+        "19650231",
+        "00000000",
+        pytest.param(
+            "1965013",
+        ),
+        "196511",
+    ],
+)
+def test_an_impossible_or_malformed_csrq_yields_to_the_id_date(csrq: str) -> None:
+    (event,) = events_of("syrk", [syrk_bytes(gmsfhm="320723196511171237", csrq=csrq)])
+    assert event["birth_date"] == date(1965, 11, 17)
+
+
+def test_an_unreachable_phone_has_no_time() -> None:
+    (event,) = events_of("syrk", [syrk_bytes(lxdh="139****5678")])
+    assert event["phone"] is None and event["phone_time"] is None
+
+
+def test_an_incident_without_identity_stays_unlinked() -> None:
+    (event,) = events_of("jq", [jq_bytes()])
+    PersonEvent.model_validate(event)
+    assert event["resident_key"] is None and event["link_rule"] == "none"
+    assert event["phone"] is None  # masked
+    assert (event["lng"], event["lat"]) == (119.239812, 34.283561)
+    assert event["attributes"]["reported_at"] == "2026-10-22T13:05:00+00:00"
+
+
+def test_an_incident_links_by_its_reporters_id() -> None:
+    (event,) = events_of("jq", [jq_bytes(bjrsfzh="320723650101123")])
+    PersonEvent.model_validate(event)
+    assert event["resident_key"] == KEYER.for_id(ID18)
+    assert event["gender"] == "男"
+    assert event["link_rule"] == "id_number"
+
+
+@pytest.mark.parametrize(
+    ("gmsfhm", "reason"),
+    [
+        ("320723196501011231", IdReason.CHECK_CHARACTER),
+        ("320723196502301238", IdReason.BIRTH_DATE),
+        ("320723650230123", IdReason.BIRTH_DATE),
+        ("3.20723E+17", IdReason.SCIENTIFIC),
+        ("", IdReason.MISSING),
+    ],
+)
+def test_a_person_record_without_a_valid_id_is_a_dead_letter(gmsfhm: str, reason: IdReason) -> None:
+    raw = syrk_bytes(gmsfhm=gmsfhm)
+    (letter,) = dead_letters_of("syrk", [raw])
+    assert letter["reason"] == str(reason)
+    assert (letter["source"], letter["entity"], letter["source_key"]) == (
+        "police",
+        "syrk",
+        "R320723000001",
+    )
+    assert letter["raw"] == raw
+
+
+def test_an_incident_with_an_invalid_reporter_id_is_unlinked_not_dead() -> None:
+    (event,) = events_of("jq", [jq_bytes(bjrsfzh="320723196501011231")])
+    assert event["resident_key"] is None
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfe binary junk", b"not json at all", b"\x00\x00\x00\x00\x07truncated"]
+)
+def test_a_record_that_is_neither_avro_nor_json_is_a_dead_letter(raw: bytes) -> None:
+    (letter,) = dead_letters_of("syrk", [raw])
+    assert letter["raw"] == raw
+    assert letter["reason"].startswith(("record is neither Avro nor JSON", "undecodable record"))
+
+
+def test_a_json_record_that_fails_its_model_is_a_dead_letter() -> None:
+    raw = json.dumps({**SYRK, "xb": "3", "gxsj": "2026-10-22T09:30:05"}).encode()
+    (letter,) = dead_letters_of("syrk", [raw])
+    assert letter["reason"].startswith("SyrkRow xb:")
+    assert letter["source_key"] == "R320723000001"
+
+
+def test_a_json_fallback_record_is_accepted_like_avro() -> None:
+    raw = json.dumps({**SYRK, "gxsj": "2026-10-22T09:30:05"}).encode()
+    (from_json,) = events_of("syrk", [raw])
+    (from_avro,) = events_of("syrk", [syrk_bytes()])
+    for field in ("resident_key", "id_number", "event_time", "name", "phone", "birth_date"):
+        assert from_json[field] == from_avro[field], field
+
+
+def test_one_batch_splits_into_routed_records_and_dead_letters() -> None:
+    records = [syrk_bytes(), syrk_bytes(gmsfhm="320723196501011231"), b"junk"]
+    batch = route("police", "syrk", records, KEYER, PARTITIONS)
+    assert sum(len(r) for r, _ in batch.routed.values()) == 1
+    assert len(batch.dead_letters) == 2
+    assert batch.parts == len(batch.routed) + 1
+
+
+def test_a_residents_partition_is_stable() -> None:
+    spellings = [
+        "32072319650101123X",
+        "32072319650101123x",
+        "320723650101123",
+        " 320723 19650101 123x",
+    ]
+    keys = {resident_key_of("syrk", {"gmsfhm": s}, KEYER) for s in spellings}
+    (key,) = keys
+    assert key is not None
+    assert key == ResidentKeyer(SECRET).for_id(ID18)  # same secret, same key, any process
+    partition = partition_for(key, PARTITIONS)
+    for records in ([syrk_bytes()], [syrk_bytes(gmsfhm="320723650101123", rkbh="R2")]):
+        batch = route("police", "syrk", records, KEYER, PARTITIONS)
+        assert list(batch.routed) == [partition]
+    # a linked incident of the resident lands on the resident's partition too
+    incident = route("police", "jq", [jq_bytes(bjrsfzh=ID18)], KEYER, PARTITIONS)
+    assert list(incident.routed) == [partition]
+
+
+def test_unlinked_records_spread_by_their_own_key() -> None:
+    first = unlinked_key("police", "jq", "J1")
+    assert first == unlinked_key("police", "jq", "J1")
+    assert first != unlinked_key("police", "jq", "J2")
+    batch = route("police", "jq", [jq_bytes(jqbh="J1")], KEYER, PARTITIONS)
+    assert batch.routed == {partition_for(first, PARTITIONS): ([jq_bytes(jqbh="J1")], [first])}
+
+
+def test_keys_depend_on_the_deployment_secret() -> None:
+    other = ResidentKeyer(b"another-county-secret-key-000000")
+    assert other.for_id(ID18) != KEYER.for_id(ID18)
+    assert len(KEYER.for_id(ID18)) == 32
+    with pytest.raises(ValueError, match="16 bytes"):
+        ResidentKeyer(b"short")
+
+
+def test_the_pseudonym_key_is_created_once(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "pseudonym.key"
+    key = load_or_create_key(path)
+    assert len(key) == 32
+    assert load_or_create_key(path) == key
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_payload_json_writes_values_as_the_database_prints_them() -> None:
+    record = {"xm": "王芳", "gxsj": datetime(2026, 10, 22, 9, 30, 5), "jd": Decimal("119.21")}
+    text = payload_json(record)
+    assert "王芳" in text  # readable, not \u-escaped
+    assert json.loads(text) == {"xm": "王芳", "gxsj": "2026-10-22 09:30:05", "jd": "119.21"}

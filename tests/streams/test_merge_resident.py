@@ -1,0 +1,331 @@
+"""Stage 2: person events become one resident record, replays change nothing (identity.md)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gridhub.schemas import EventRow, ResidentRecord, UnlinkedRecord, encode_dict
+from gridhub.streams.canonicalize import MAPPERS
+from gridhub.streams.identity import ResidentKeyer
+from gridhub.streams.merge_resident import (
+    MergeContext,
+    ResidentMerger,
+    ResidentState,
+    ResidentStore,
+    build_resident,
+)
+from gridhub.streams.placement import place
+
+from gridhub.reference import load_reference
+
+REFERENCE = Path(__file__).resolve().parent.parent / "cases" / "reference"
+REF = load_reference(REFERENCE)
+KEYER = ResidentKeyer(b"county-320723-test-pseudonym-key")
+NOW = datetime(2026, 10, 23, 0, 0, tzinfo=UTC)
+GRID_3 = "320723100001003"
+MODELS = {"ResidentRecord": ResidentRecord, "EventRow": EventRow, "UnlinkedRecord": UnlinkedRecord}
+
+WANG_ID = "32072319650101123X"  # 17th digit odd: male
+LI_ID = "320723198001011240"  # 17th digit even: female
+SYRK: dict[str, Any] = {
+    "rkbh": "R320723000001",
+    "gmsfhm": "32072319650101123x",
+    "xm": " 王　芳 ",
+    "xb": "9",
+    "csrq": "19650101",
+    "lxdh": "0518-88123456",
+    "hjdz": None,
+    "jzdz": "灌云县伊山镇幸福路18号幸福家园3栋2单元302室",
+    "dzbm": "A001",
+    "rylb": "02",
+    "zrq": "320723510000-03",
+    "zxbz": "0",
+    "gxsj": datetime(2026, 10, 22, 9, 30, 5),
+}
+JQ: dict[str, Any] = {
+    "jqbh": "J3207232026102200001",
+    "bjsj": datetime(2026, 10, 22, 21, 5, 0),
+    "jqlb": "04",
+    "jqlbmc": "纠纷",
+    "fadz": "幸福路18号附近",
+    "zrq": "320723510000-03",
+    "jd": None,
+    "wd": None,
+    "bjrxm": "李先生",
+    "bjrdh": "139****5678",
+    "bjrsfzh": None,
+    "jqzt": "已处警",
+    "gxsj": datetime(2026, 10, 22, 21, 40, 0),
+}
+
+
+def syrk(id18: str = WANG_ID, **changes: Any) -> dict[str, Any]:
+    """The canonical event of a syrk row (the row with ``changes``) of the resident ``id18``."""
+    return MAPPERS[("police", "syrk")]({**SYRK, **changes}, KEYER.for_id(id18), NOW)
+
+
+def jq(reporter_id: str | None = None, **changes: Any) -> dict[str, Any]:
+    data = {**JQ, "bjrsfzh": reporter_id, **changes}
+    key = KEYER.for_id(reporter_id) if reporter_id else None
+    return MAPPERS[("police", "jq")](data, key, NOW)
+
+
+def resident_of(*events: dict[str, Any]) -> dict[str, Any]:
+    state = ResidentState()
+    for event in events:
+        state.apply(event)
+    return build_resident(events[0]["resident_key"], state, MergeContext(REF), NOW, 1)
+
+
+def valid(name: str, row: dict[str, Any]) -> None:
+    """The row is what its table's model and Avro schema accept."""
+    MODELS[name].model_validate(row)
+    encode_dict(name, row)
+
+
+# --- ResidentState.apply ----------------------------------------------------------------
+
+
+def test_the_same_event_twice_changes_nothing() -> None:
+    state = ResidentState()
+    event = syrk()
+    assert state.apply(event)
+    before = copy.deepcopy(state.contributions)
+    assert not state.apply(copy.deepcopy(event))
+    assert state.contributions == before
+
+
+def test_an_older_version_after_a_newer_one_is_ignored() -> None:
+    state = ResidentState()
+    newer = syrk(xm="王芳芳", gxsj=datetime(2026, 10, 23, 8, 0, 0))
+    assert state.apply(newer)
+    assert not state.apply(syrk())
+    (kept,) = state.contributions.values()
+    assert kept["name"] == "王芳芳"
+    assert kept["event_time"] == datetime(2026, 10, 23, 0, 0, tzinfo=UTC)
+
+
+def test_a_different_payload_in_the_same_second_replaces_the_version() -> None:
+    state = ResidentState()
+    assert state.apply(syrk())
+    assert state.apply(syrk(lxdh="13912345678"))
+    (kept,) = state.contributions.values()
+    assert kept["phone"] == "13912345678"
+    assert "payload" not in kept  # the state keeps what survivorship needs, not the record
+
+
+def test_each_source_record_is_its_own_contribution() -> None:
+    state = ResidentState()
+    assert state.apply(syrk())
+    assert state.apply(jq(WANG_ID))
+    assert sorted(state.contributions) == [
+        "police:jq:J3207232026102200001",
+        "police:syrk:R320723000001",
+    ]
+
+
+def test_versions_only_grow() -> None:
+    state = ResidentState(version=2**62)
+    first = state.next_version()
+    assert first == 2**62 + 1
+    assert state.next_version() > first
+    assert ResidentState().next_version() > 1_700_000_000 * 10**9
+
+
+# --- build_resident ----------------------------------------------------------------------
+
+
+def test_police_only_survivorship() -> None:
+    event = syrk()
+    resident = resident_of(event)
+    stamp = "police@2026-10-22T01:30:05+00:00"
+    assert resident["resident_key"] == KEYER.for_id(WANG_ID)
+    assert resident["id_number"] == WANG_ID
+    assert resident["name"] == "王芳"
+    assert resident["gender"] == "男"  # xb = 9 is no value: read from the ID number
+    assert resident["birth_date"] == date(1965, 1, 1)
+    assert resident["phone"] == "051888123456"
+    assert (resident["placement"], resident["grid_code"], resident["community_code"]) == (
+        "address_id",
+        GRID_3,
+        "320723100001",
+    )
+    assert resident["address"] == SYRK["jzdz"]
+    assert resident["population_type"] == "流动"
+    assert resident["deregistered"] is False
+    assert resident["sources"] == ["police"]
+    assert resident["incidents"] == 0
+    assert resident["conflicts"] == []
+    assert resident["field_sources"] == {
+        "name": stamp,
+        "gender": "id_number",
+        "birth_date": stamp,
+        "phone": stamp,
+        "address": stamp,
+        "grid_code": stamp,
+        "population_type": stamp,
+        "deregistered": stamp,
+    }
+    assert (resident["version"], resident["updated_at"]) == (1, NOW)
+    valid("ResidentRecord", resident)
+
+
+def test_a_police_gender_that_contradicts_the_id_is_kept_and_flagged() -> None:
+    resident = resident_of(syrk(xb="2"))
+    assert resident["gender"] == "女"
+    assert resident["field_sources"]["gender"].startswith("police@")
+    assert resident["conflicts"] == ["gender: 女 vs 男 (id_number)"]
+
+
+def test_a_police_gender_that_agrees_with_the_id_is_no_conflict() -> None:
+    resident = resident_of(syrk(xb="1"))
+    assert resident["gender"] == "男" and resident["conflicts"] == []
+
+
+def test_a_birth_date_that_contradicts_the_id_is_flagged() -> None:
+    resident = resident_of(syrk(csrq="19650102"))
+    assert resident["birth_date"] == date(1965, 1, 2)
+    assert resident["conflicts"] == ["birth_date: 1965-01-02 vs 1965-01-01 (id_number)"]
+
+
+def test_an_impossible_csrq_yields_to_the_id_date() -> None:
+    resident = resident_of(syrk(csrq="19650231"))
+    assert resident["birth_date"] == date(1965, 1, 1)
+    assert resident["conflicts"] == []
+
+
+def test_deregistration_and_incidents_of_the_reporter() -> None:
+    resident = resident_of(syrk(zxbz="1", rylb="01"), jq(WANG_ID))
+    assert resident["deregistered"] is True
+    assert resident["population_type"] == "户籍"
+    assert resident["incidents"] == 1
+    # an incident's address and phone are evidence, never the resident's
+    assert resident["grid_code"] == GRID_3
+    assert resident["phone"] == "051888123456"
+    valid("ResidentRecord", resident)
+
+
+def test_the_newest_police_version_wins() -> None:
+    resident = resident_of(syrk(), syrk(xm="王 芳芳", gxsj=datetime(2026, 10, 23, 8, 0, 0)))
+    assert resident["name"] == "王芳芳"
+    assert resident["field_sources"]["name"] == "police@2026-10-23T00:00:00+00:00"
+
+
+# --- ResidentStore ---------------------------------------------------------------------
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "residents"
+    state = ResidentState(grid_code=GRID_3)
+    state.apply(syrk())
+    state.apply(jq(WANG_ID))
+    state.next_version()
+    key = KEYER.for_id(WANG_ID)
+    store = ResidentStore(path)
+    store.save({key: state})
+    store.close()
+
+    reopened = ResidentStore(path)
+    try:
+        loaded = reopened.load([key, KEYER.for_id(LI_ID)])
+    finally:
+        reopened.close()
+    assert loaded[key] == state
+    assert loaded[KEYER.for_id(LI_ID)] == ResidentState()
+    again = loaded[key]
+    assert not again.apply(syrk())  # a replay onto the loaded state is still absorbed
+
+
+# --- ResidentMerger --------------------------------------------------------------------
+
+
+def kinds(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name, _ in rows:
+        found[name] = found.get(name, 0) + 1
+    return found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResidentStore]:
+    opened = ResidentStore(tmp_path / "state" / "residents")
+    yield opened
+    opened.close()
+
+
+def batch() -> list[dict[str, Any]]:
+    return [
+        syrk(),
+        jq(WANG_ID),
+        syrk(LI_ID, rkbh="R320723000002", gmsfhm=LI_ID, xm="李娜", xb="2", csrq="19800101"),
+        jq(None, jqbh="J3207232026102200002"),
+    ]
+
+
+def test_merge_emits_one_resident_per_changed_resident_and_one_event_row_per_event(
+    store: ResidentStore,
+) -> None:
+    rows = ResidentMerger(store, MergeContext(REF)).merge(batch())
+    assert kinds(rows) == {"ResidentRecord": 2, "EventRow": 4, "UnlinkedRecord": 1}
+    residents = {row["resident_key"]: row for name, row in rows if name == "ResidentRecord"}
+    assert set(residents) == {KEYER.for_id(WANG_ID), KEYER.for_id(LI_ID)}
+    assert residents[KEYER.for_id(WANG_ID)]["incidents"] == 1
+    events = [row for name, row in rows if name == "EventRow"]
+    assert [e["source_key"] for e in events] == [e["source_key"] for e in batch()]
+    assert events[0]["grid_code"] == GRID_3  # a linked event carries its resident's grid
+    (unlinked,) = [row for name, row in rows if name == "UnlinkedRecord"]
+    expected = place(REF, address=JQ["fadz"], area_system="police", area_code=JQ["zrq"])
+    assert (unlinked["grid_code"], unlinked["community_code"]) == (
+        expected.grid_code,
+        expected.community_code,
+    )
+    assert events[3]["resident_key"] is None
+    assert events[3]["grid_code"] == expected.grid_code
+    for name, row in rows:
+        valid(name, row)
+
+
+def test_a_replayed_batch_emits_no_resident_row(store: ResidentStore) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    first = merger.merge(batch())
+    merger.commit()
+    replay = ResidentMerger(store, MergeContext(REF)).merge(batch())
+    assert kinds(replay) == {"EventRow": 4, "UnlinkedRecord": 1}
+    events = [row for name, row in replay if name == "EventRow"]
+    assert events == [row for name, row in first if name == "EventRow"]
+
+
+def test_a_replay_within_the_batch_is_absorbed(store: ResidentStore) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    merger.merge(batch())
+    assert kinds(merger.merge(batch())) == {"EventRow": 4, "UnlinkedRecord": 1}
+
+
+def test_a_crash_before_commit_rebuilds_the_same_residents(store: ResidentStore) -> None:
+    first = ResidentMerger(store, MergeContext(REF)).merge(batch())  # never committed
+    again = ResidentMerger(store, MergeContext(REF)).merge(batch())
+    before = {row["resident_key"]: row for name, row in first if name == "ResidentRecord"}
+    after = {row["resident_key"]: row for name, row in again if name == "ResidentRecord"}
+    assert set(after) == set(before)
+    for key, row in after.items():
+        assert row["version"] > before[key]["version"]
+        ignore = {"version": 0, "updated_at": NOW}
+        assert {**row, **ignore} == {**before[key], **ignore}
+
+
+def test_a_newer_version_after_commit_emits_the_resident_again(store: ResidentStore) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    (first,) = [row for name, row in merger.merge([syrk()]) if name == "ResidentRecord"]
+    merger.commit()
+    later = syrk(jzdz="灌云县伊山镇幸福路20号", dzbm=None, gxsj=SYRK["gxsj"] + timedelta(days=1))
+    rows = ResidentMerger(store, MergeContext(REF)).merge([later])
+    (second,) = [row for name, row in rows if name == "ResidentRecord"]
+    assert second["version"] > first["version"]
+    assert (second["placement"], second["grid_code"]) == ("address_match", "320723100001002")
+    (event,) = [row for name, row in rows if name == "EventRow"]
+    assert event["grid_code"] == "320723100001002"
