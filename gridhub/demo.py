@@ -60,6 +60,7 @@ def write_config(directory: Path, police_dsn: str | None) -> Path:
         "# written by `gridhub demo`",
         "[hub]",
         'data_dir = "data"',
+        'listen = "127.0.0.1:0"  # any free port: several demos may run at once',
         "[kafka]",
         'bootstrap = "embedded"',
         "[clickhouse]",

@@ -31,10 +31,11 @@ from kafka.errors import TopicAlreadyExistsError
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.errors import ConfigError
+from gridhub.health import HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
 from gridhub.logs import configure_logging, get_logger
 from gridhub.reference import ReferenceData, load_reference
-from gridhub.runtime.broker import EmbeddedBroker, die_with_parent
+from gridhub.runtime.broker import EmbeddedBroker, broker_answers, die_with_parent
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
@@ -57,6 +58,31 @@ def resident_keyer(settings: GridhubSettings) -> ResidentKeyer:
     if secret is not None:
         return ResidentKeyer(secret.get_secret_value().encode("utf-8"))
     return ResidentKeyer(load_or_create_key(settings.data_dir / "pseudonym.key"))
+
+
+def consumer_lag(app: faust.App) -> dict[str, dict[str, int]]:
+    """Per assigned topic/partition: the fetch high watermark minus the committed offset.
+
+    High watermarks come from fetch responses, not ListOffsets, which on the
+    embedded broker can answer short of the log end.
+    """
+    out: dict[str, dict[str, int]] = {}
+    consumer = app.consumer
+    try:
+        assignment = consumer.assignment()
+    except Exception:
+        return out
+    committed_offsets = getattr(consumer, "_committed_offset", {})
+    for tp in sorted(assignment):
+        try:
+            high = consumer.highwater(tp)
+        except Exception:
+            continue
+        if high is None:
+            continue
+        committed = committed_offsets.get(tp) or 0
+        out.setdefault(tp.topic, {})[str(tp.partition)] = max(0, int(high) - int(committed))
+    return out
 
 
 def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
@@ -95,6 +121,8 @@ class Hub:
         self.on_tick_hooks: list[Callable[[Hub], None]] = []
         self.topology: Topology | None = None
         self._counts: tuple[float, dict[str, int]] | None = None
+        self.health: HealthServer | None = None
+        self.last_status: dict[str, Any] | None = None
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -172,6 +200,7 @@ class Hub:
         self.app = build_app(self.topology, with_route=not separate)
         if separate:
             self._start_ingest_process(bootstrap)
+        self.health = start_health_server(self.settings.hub.listen, self.health_report)
         return self.app
 
     def _queue_ack(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
@@ -217,8 +246,21 @@ class Hub:
                 process.kill()
                 process.wait(timeout=5)
 
+    def health_report(self) -> dict[str, Any]:
+        """What ``GET /health`` answers."""
+        status = self.last_status or self.status()
+        alive = self.ingest is not None or (
+            self.ingest_process is not None and self.ingest_process.poll() is None
+        )
+        return health_report(
+            status, broker_up=broker_answers(status["broker"]["bootstrap"]), ingest_alive=alive
+        )
+
     def shutdown(self) -> None:
         """Stop ingest, close state, stop the broker, close the store. Safe to call twice."""
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         self._stop_ingest()
         if self.topology is not None:
             self._counts = None  # the final status counts what is stored now
@@ -277,26 +319,9 @@ class Hub:
         return counts
 
     def lag(self) -> dict[str, dict[str, int]]:
-        """Per topic/partition this process consumes: fetch high watermark minus committed."""
-        out: dict[str, dict[str, int]] = {}
-        if self.app is None:
-            return out
-        consumer = self.app.consumer
-        try:
-            assignment = consumer.assignment()
-        except Exception:
-            return out
-        committed_offsets = getattr(consumer, "_committed_offset", {})
-        for tp in sorted(assignment):
-            try:
-                high = consumer.highwater(tp)
-            except Exception:
-                continue
-            if high is None:
-                continue
-            committed = committed_offsets.get(tp) or 0
-            out.setdefault(tp.topic, {})[str(tp.partition)] = max(0, int(high) - int(committed))
-        return out
+        """Consumer lag of this process and of the ingest process, per topic/partition."""
+        lag = consumer_lag(self.app) if self.app is not None else {}
+        return {**self.ingest_status().get("lag", {}), **lag}
 
     def status(self) -> dict[str, Any]:
         """What ``gridhub status`` shows."""
@@ -322,6 +347,7 @@ class Hub:
                 if self.counters.last_sink_at
                 else None,
             },
+            "health": self.health.address if self.health else None,
             "lag": self.lag(),
             "tables": self.table_counts(),
             "caught_up": bool(ingest.get("caught_up")),
@@ -334,6 +360,7 @@ class Hub:
         except Exception as exc:  # status must never take the hub down
             log.warning("status not written", error=str(exc))
             return
+        self.last_status = status
         if final:
             status["stopped_at"] = datetime.now(UTC).isoformat()
         path = self.data_dir / STATUS_FILE

@@ -20,7 +20,7 @@ import faust
 
 from gridhub.config import load_settings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
-from gridhub.hub import resident_keyer
+from gridhub.hub import consumer_lag, resident_keyer
 from gridhub.ingest import Ingest
 from gridhub.logs import configure_logging
 from gridhub.runtime.broker import die_with_parent
@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> None:
 
     @app.timer(1.0)
     async def write_status() -> None:
-        extra = {"routed": counters.routed, "dead_letters": counters.dead_letters}
+        extra = {
+            "routed": counters.routed,
+            "dead_letters": counters.dead_letters,
+            "lag": consumer_lag(app),
+        }
         await asyncio.to_thread(ingest.write_status, settings.data_dir, extra)
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)

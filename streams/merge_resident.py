@@ -72,7 +72,11 @@ class ResidentState:
                 return False
             if current["event_time"] == event["event_time"] and current["digest"] == digest:
                 return False
-        slim = {name: value for name, value in event.items() if name != "payload"}
+        slim = {
+            name: value
+            for name, value in event.items()
+            if value is not None and name != "payload"  # state is pickled: keep it small
+        }
         slim["digest"] = digest
         slim["origin"] = f"{event['source']}:{event['entity']}"
         slim["stamp"] = f"{event['source']}@{event['event_time'].isoformat()}"

@@ -32,7 +32,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 def row_digest(row: dict[str, Any]) -> str:
     """A short digest of every column value: two versions of a row differ in it."""
-    text = "\x1f".join("" if value is None else str(value) for value in row.values())
+    # NULL is written as a byte no column value holds, so NULL -> '' is a new version
+    text = "\x1f".join("\x00" if value is None else str(value) for value in row.values())
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 

@@ -72,8 +72,17 @@ class PoliceSource(Source):
             )
 
     def poll(self) -> int:
-        """One pass over both tables."""
-        return sum(self.poll_table(entity) for entity in self.entities)
+        """One pass over both tables.
+
+        A failure part-way (a page query, a publish) rewinds to the committed
+        position: rows taken into the in-memory window but not yet published
+        must not count as published on the next pass.
+        """
+        try:
+            return sum(self.poll_table(entity) for entity in self.entities)
+        except Exception:
+            self.rewind()
+            raise
 
     def poll_table(self, entity: str) -> int:
         """Page through ``gxsj >= low`` and publish every new row version."""

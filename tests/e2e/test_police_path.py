@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gridhub.simulators.county import County
 from gridhub.simulators.police_db import PoliceDatabase
@@ -68,7 +69,10 @@ def test_whole_path_matches_the_generator_truth(
     hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
 ) -> None:
     hub.start()
-    hub.wait_caught_up()
+    status = hub.wait_caught_up()
+    health = httpx.get(f"http://{status['health']}/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert health.json()["components"]["source.police"]["healthy"] is True
 
     # bad rows arriving while the hub runs go to dead letters; the good row after them lands
     now = datetime.now(CHINA_TZ).replace(microsecond=0, tzinfo=None)  # gxsj is China time
