@@ -35,7 +35,12 @@ from gridhub.health import HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
 from gridhub.logs import configure_logging, get_logger
 from gridhub.reference import ReferenceData, load_reference
-from gridhub.runtime.broker import EmbeddedBroker, broker_answers, die_with_parent
+from gridhub.runtime.broker import (
+    EmbeddedBroker,
+    broker_answers,
+    die_with_parent,
+    stop_child,
+)
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
@@ -238,13 +243,8 @@ class Hub:
         if self.ingest is not None:
             self.ingest.stop()
         process, self.ingest_process = self.ingest_process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        if process is not None:
+            stop_child(process, timeout=20)
 
     def health_report(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""

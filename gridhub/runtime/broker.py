@@ -40,6 +40,18 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def stop_child(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a child process, SIGKILL it if it is still there after ``timeout`` s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def broker_answers(bootstrap: str, timeout: float = 1.0) -> bool:
     """True when something accepts TCP connections at the first bootstrap address."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
@@ -117,15 +129,9 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.info("embedded broker stopped", bootstrap=self.bootstrap)
+        if process is not None and process.poll() is None:
+            stop_child(process, timeout=5)
+            log.info("embedded broker stopped", bootstrap=self.bootstrap)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
