@@ -116,6 +116,11 @@ class Checkpoint:
                 self.store.save(self.source, self.entity, position)
                 self.committed = position
 
+    def settled(self, seq: int) -> bool:
+        """True when this batch is already covered by the committed position."""
+        with self._lock:
+            return seq <= self._committed_seq
+
     @property
     def outstanding(self) -> int:
         """Batches sent but not yet acknowledged."""
@@ -139,8 +144,8 @@ class SinkAcknowledgements:
     def part_done(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
         """Record one stored part; acknowledge the batch when all its parts are stored."""
         checkpoint = self.checkpoints.get((source, entity))
-        if checkpoint is None:
-            return
+        if checkpoint is None or checkpoint.settled(seq):
+            return  # unknown, or a replayed part of a batch already committed
         key = (source, entity, seq)
         with self._lock:
             done = self._done.setdefault(key, set())
