@@ -93,6 +93,10 @@ def query(
         err.print("--format must be table, json or csv")
         raise typer.Exit(2)
     settings = _settings(config)
+    served = _running_store(settings)
+    if served is not None:
+        _query_over_http(served, sql, output)
+        return
     try:
         client = open_client(settings)
     except GridhubError as exc:
@@ -117,6 +121,45 @@ def query(
         table.add_row(*(_cell(value) for value in row))
     console.print(table)
     console.print(f"{len(result.result_rows)} rows")
+
+
+def _running_store(settings: GridhubSettings) -> str | None:
+    """Address where a running hub serves its embedded store, if one does."""
+    from gridhub.hub import read_status
+
+    if not settings.clickhouse.embedded:
+        return None
+    snapshot = read_status(settings.data_dir)
+    if not snapshot or "stopped_at" in snapshot or not _alive(int(snapshot["pid"])):
+        return None
+    address = snapshot.get("store_http")
+    return str(address) if address else None
+
+
+def _query_over_http(address: str, sql: str, output: str) -> None:
+    """Ask the running hub (chdb admits one process; the hub holds the store)."""
+    import httpx
+
+    fmt = {"table": "JSONCompact", "json": "JSON", "csv": "CSVWithNames"}[output]
+    try:
+        response = httpx.post(
+            f"http://{address}/", params={"default_format": fmt}, content=sql, timeout=300
+        )
+    except httpx.HTTPError as exc:
+        err.print(f"[red]the running hub did not answer at {address}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        err.print(f"[red]query failed:[/red] {response.text.strip().splitlines()[0][:500]}")
+        raise typer.Exit(1)
+    if output != "table":
+        sys.stdout.write(response.text)
+        return
+    body = response.json()
+    table = Table(*(column["name"] for column in body["meta"]))
+    for row in body["data"]:
+        table.add_row(*(_cell(value) for value in row))
+    console.print(table)
+    console.print(f"{len(body['data'])} rows")
 
 
 def _cell(value: Any) -> str:

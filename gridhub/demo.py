@@ -65,6 +65,7 @@ def write_config(directory: Path, police_dsn: str | None) -> Path:
         'bootstrap = "embedded"',
         "[clickhouse]",
         'url = "embedded"',
+        'serve = "127.0.0.1:0"  # any free port; `gridhub status` shows it',
         "[reference]",
         'dir = "reference"',
     ]

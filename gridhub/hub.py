@@ -43,6 +43,7 @@ from gridhub.runtime.broker import (
 )
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
+from gridhub.store.serve import StoreServer
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
 from gridhub.streams.merge_resident import MergeContext, ResidentMerger, ResidentStore
 from gridhub.streams.sink import BatchingSink
@@ -127,6 +128,7 @@ class Hub:
         self.topology: Topology | None = None
         self._counts: tuple[float, dict[str, int]] | None = None
         self.health: HealthServer | None = None
+        self.store_server: StoreServer | None = None
         self.last_status: dict[str, Any] | None = None
 
     # -- start-up -----------------------------------------------------------------------
@@ -206,7 +208,23 @@ class Hub:
         if separate:
             self._start_ingest_process(bootstrap)
         self.health = start_health_server(self.settings.hub.listen, self.health_report)
+        if self.settings.clickhouse.embedded:
+            self._serve_store()
         return self.app
+
+    def _serve_store(self) -> None:
+        try:
+            self.store_server = StoreServer(
+                self.settings.clickhouse.serve, open_client(self.settings, reader=True)
+            )
+        except OSError as exc:
+            log.warning(
+                "embedded store not served; `gridhub query` works only once the hub stops",
+                listen=self.settings.clickhouse.serve,
+                reason=str(exc),
+            )
+            return
+        self.store_server.start()
 
     def _queue_ack(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
         assert self.topology is not None
@@ -225,6 +243,7 @@ class Hub:
                 self.ingest.start()
 
         worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker.spinner = None  # no terminal spinner: logs and the demo's tables stay clean
         self.worker = worker
         try:
             worker.execute_from_commandline()
@@ -261,6 +280,9 @@ class Hub:
         if self.health is not None:
             self.health.stop()
             self.health = None
+        if self.store_server is not None:
+            self.store_server.stop()
+            self.store_server = None
         self._stop_ingest()
         if self.topology is not None:
             self._counts = None  # the final status counts what is stored now
@@ -348,6 +370,7 @@ class Hub:
                 else None,
             },
             "health": self.health.address if self.health else None,
+            "store_http": self.store_server.address if self.store_server else None,
             "lag": self.lag(),
             "tables": self.table_counts(),
             "caught_up": bool(ingest.get("caught_up")),

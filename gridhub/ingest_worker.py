@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         await asyncio.to_thread(ingest.write_status, settings.data_dir, extra)
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # no terminal spinner: logs and the demo's tables stay clean
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 from gridhub.config import GridhubSettings, redact_dsn
 from gridhub.errors import EmbeddedRuntimeError, SinkBackpressure
 
-_embedded: dict[Path, Client] = {}
+_embedded: dict[tuple[Path, bool], Client] = {}
 _lock = threading.Lock()
 
 
@@ -27,8 +27,12 @@ def store_path(settings: GridhubSettings) -> Path:
     return settings.data_dir / "store"
 
 
-def open_client(settings: GridhubSettings) -> Client:
+def open_client(settings: GridhubSettings, *, reader: bool = False) -> Client:
     """A client for the configured store (shared per process for the embedded one).
+
+    ``reader=True`` gives the embedded store a second session of its own, for
+    read-only queries: settings such as ``readonly`` stick to a chdb session,
+    and must never reach the sink's.
 
     Raises:
         EmbeddedRuntimeError: the embedded store cannot be opened (held by another process).
@@ -37,16 +41,16 @@ def open_client(settings: GridhubSettings) -> Client:
     if settings.clickhouse.embedded:
         path = store_path(settings)
         with _lock:
-            if path not in _embedded:
+            if (path, reader) not in _embedded:
                 path.mkdir(parents=True, exist_ok=True)
                 try:
-                    _embedded[path] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                    _embedded[path, reader] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                 except Exception as exc:
                     raise EmbeddedRuntimeError(
                         f"the embedded store {path} could not be opened ({exc}); "
                         "another gridhub process may be holding it"
                     ) from exc
-            return _embedded[path]
+            return _embedded[path, reader]
     try:
         return clickhouse_connect.get_client(dsn=settings.clickhouse.url)
     except Exception as exc:

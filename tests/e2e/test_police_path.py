@@ -8,6 +8,8 @@ hub has stopped (chdb admits one process at a time).
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +38,12 @@ FIELDS = (
     "deregistered",
     "sources",
 )
+
+
+def gridhub(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gridhub.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def residents_by_id(client: Any) -> dict[str, dict[str, Any]]:
@@ -73,6 +81,15 @@ def test_whole_path_matches_the_generator_truth(
     health = httpx.get(f"http://{status['health']}/health", timeout=10)
     assert health.status_code == 200, health.text
     assert health.json()["components"]["source.police"]["healthy"] is True
+
+    # operators query the embedded store while the hub holds it, read-only
+    config = str(hub_dir / "gridhub.toml")
+    count = gridhub("query", "-c", config, "-f", "csv", "SELECT count() FROM grid.resident FINAL")
+    assert count.returncode == 0, count.stderr
+    assert count.stdout.splitlines()[1] == str(len(county.truth_police().residents))
+    refused = gridhub("query", "-c", config, "DROP TABLE grid.events")
+    assert refused.returncode == 1
+    assert "readonly" in refused.stderr.lower()
 
     # bad rows arriving while the hub runs go to dead letters; the good row after them lands
     now = datetime.now(CHINA_TZ).replace(microsecond=0, tzinfo=None)  # gxsj is China time
