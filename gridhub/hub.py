@@ -185,6 +185,9 @@ class Hub:
             client, self.settings.clickhouse.database, lock=self.sink.lock
         )
         self.client = client
+        self.reader = (
+            open_client(self.settings, reader=True) if self.settings.clickhouse.embedded else client
+        )
         self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
         self.topology = Topology(
             app_id=self.settings.kafka.group_id,
@@ -214,9 +217,7 @@ class Hub:
 
     def _serve_store(self) -> None:
         try:
-            self.store_server = StoreServer(
-                self.settings.clickhouse.serve, open_client(self.settings, reader=True)
-            )
+            self.store_server = StoreServer(self.settings.clickhouse.serve, self.reader)
         except OSError as exc:
             log.warning(
                 "embedded store not served; `gridhub query` works only once the hub stops",
@@ -323,8 +324,8 @@ class Hub:
     def table_counts(self) -> dict[str, int]:
         """Rows per contract table (FINAL for the resident and area tables).
 
-        Counted at most every few seconds while rows flow: the counts share the
-        store with the sink, which must not wait for them.
+        Counted at most every few seconds, in a reader session of the store's
+        own, so that the sink never waits for them.
         """
         now = time.monotonic()
         cached = self._counts
@@ -332,11 +333,10 @@ class Hub:
             return dict(cached[1])
         counts: dict[str, int] = {}
         db = self.settings.clickhouse.database
-        with self.sink.lock:
-            for table in CONTRACT_TABLES:
-                final = " FINAL" if table in ("resident", "area") else ""
-                rows = self.client.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
-                counts[table] = int(rows[0][0])
+        for table in CONTRACT_TABLES:
+            final = " FINAL" if table in ("resident", "area") else ""
+            rows = self.reader.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
+            counts[table] = int(rows[0][0])
         self._counts = (now, counts)
         return counts
 
