@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,36 @@ FIELDS = (
     "deregistered",
     "sources",
 )
+
+
+def processes_mentioning(directory: Path) -> list[int]:
+    """Pids of live processes whose command line names this test's directory."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and _running(int(proc.name)):
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if str(directory) in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def wait_until_gone(pids: list[int], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_running(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
 
 
 def gridhub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -149,7 +180,11 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
         cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
     hub.start()
     hub.wait_caught_up()
+    assert hub.process is not None
+    children = [pid for pid in processes_mentioning(hub_dir) if pid != hub.process.pid]
+    assert children, "the ingest process should be running beside the hub"
     hub.kill()  # kill -9: no graceful shutdown, the broker dies with the hub
+    assert wait_until_gone(children), "the hub's children outlived a kill -9"
 
     police.upsert_syrk(rows[half:])
     hub.start()
