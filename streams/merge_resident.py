@@ -66,17 +66,25 @@ class ResidentState:
         """
         key = f"{event['source']}:{event['entity']}:{event['source_key']}"
         digest = hashlib.blake2b(event["payload"].encode("utf-8"), digest_size=8).hexdigest()
+        event_time = event["event_time"].timestamp()
         current = self.contributions.get(key)
         if current is not None:
-            if current["event_time"] > event["event_time"]:
+            if current["event_time"] > event_time:
                 return False
-            if current["event_time"] == event["event_time"] and current["digest"] == digest:
+            if current["event_time"] == event_time and current["digest"] == digest:
                 return False
+        # The state is pickled on every change: plain str/float values only (datetime
+        # objects cost three times as much), no payload, nothing that is None.
         slim = {
             name: value
             for name, value in event.items()
-            if value is not None and name != "payload"  # state is pickled: keep it small
+            if value is not None and name not in _NOT_KEPT
         }
+        slim["event_time"] = event_time
+        if event.get("phone_time") is not None:
+            slim["phone_time"] = event["phone_time"].timestamp()
+        if event.get("birth_date") is not None:
+            slim["birth_date"] = event["birth_date"].isoformat()
         slim["digest"] = digest
         slim["origin"] = f"{event['source']}:{event['entity']}"
         slim["stamp"] = f"{event['source']}@{event['event_time'].isoformat()}"
@@ -87,6 +95,9 @@ class ResidentState:
         """A version above every earlier computation of this resident."""
         self.version = max(self.version + 1, time.time_ns())
         return self.version
+
+
+_NOT_KEPT = frozenset({"payload", "ingested_at"})
 
 
 @functools.cache
@@ -101,7 +112,7 @@ def _by_preference(
     rank = _ranks(order)
     eligible = [c for c in contributions if c["origin"] in rank]
     if len(eligible) > 1:
-        eligible.sort(key=lambda c: (rank[c["origin"]], -c["event_time"].timestamp()))
+        eligible.sort(key=lambda c: (rank[c["origin"]], -c["event_time"]))
     return eligible
 
 
@@ -176,8 +187,9 @@ def build_resident(
     id_number = next((c["id_number"] for c in contributions if c.get("id_number")), None)
     name, _ = _winner(identity, "name", fields)
     gender, _ = _winner(identity, "gender", fields)
-    birth_date, _ = _winner(identity, "birth_date", fields)
-    conflicts = _conflicts(identity, "name", name) + _conflicts(identity, "birth_date", birth_date)
+    birth_text, _ = _winner(identity, "birth_date", fields)
+    birth_date = date.fromisoformat(birth_text) if birth_text else None
+    conflicts = _conflicts(identity, "name", name) + _conflicts(identity, "birth_date", birth_text)
     if id_number:
         if gender is None:
             gender = gender_from_id(id_number)
@@ -210,7 +222,7 @@ def build_resident(
         "id_number": id_number,
         "name": name or "",
         "gender": gender or "",
-        "birth_date": birth_date if isinstance(birth_date, date) else None,
+        "birth_date": birth_date,
         "phone": phone,
         "grid_code": placement.grid_code,
         "community_code": placement.community_code,
