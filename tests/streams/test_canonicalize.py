@@ -20,42 +20,16 @@ from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partitio
 from gridhub.streams.normalize import IdReason
 from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
 
+from tests.cases.police_rows import JQ_ROW, SYRK_ROW
+
 SECRET = b"county-320723-test-pseudonym-key"
 KEYER = ResidentKeyer(SECRET)
 NOW = datetime(2026, 10, 23, 0, 0, tzinfo=UTC)
 PARTITIONS = 8
 ID18 = "32072319650101123X"
 
-SYRK: dict[str, Any] = {
-    "rkbh": "R320723000001",
-    "gmsfhm": "32072319650101123x",
-    "xm": " 王　芳 ",
-    "xb": "9",
-    "csrq": "19650101",
-    "lxdh": "+86 139-1234-5678",
-    "hjdz": None,
-    "jzdz": " 灌云县伊山镇幸福路18号幸福家园3栋 ",
-    "dzbm": "A001",
-    "rylb": "02",
-    "zrq": "320723510000-03",
-    "zxbz": "1",
-    "gxsj": datetime(2026, 10, 22, 9, 30, 5),
-}
-JQ: dict[str, Any] = {
-    "jqbh": "J3207232026102200001",
-    "bjsj": datetime(2026, 10, 22, 21, 5, 0),
-    "jqlb": "04",
-    "jqlbmc": "纠纷",
-    "fadz": "幸福路18号附近",
-    "zrq": "320723510000-03",
-    "jd": Decimal("119.239812"),
-    "wd": Decimal("34.283561"),
-    "bjrxm": "李先生",
-    "bjrdh": "139****5678",
-    "bjrsfzh": None,
-    "jqzt": "已处警",
-    "gxsj": datetime(2026, 10, 22, 21, 40, 0),
-}
+SYRK: dict[str, Any] = dict(SYRK_ROW)
+JQ: dict[str, Any] = dict(JQ_ROW)
 
 
 def syrk_bytes(**changes: Any) -> bytes:

@@ -22,6 +22,7 @@ from gridhub.streams.merge_resident import (
 from gridhub.streams.placement import place
 
 from gridhub.reference import load_reference
+from tests.cases.police_rows import JQ_ROW, SYRK_ROW
 
 REFERENCE = Path(__file__).resolve().parent.parent / "cases" / "reference"
 REF = load_reference(REFERENCE)
@@ -33,35 +34,12 @@ MODELS = {"ResidentRecord": ResidentRecord, "EventRow": EventRow, "UnlinkedRecor
 WANG_ID = "32072319650101123X"  # 17th digit odd: male
 LI_ID = "320723198001011240"  # 17th digit even: female
 SYRK: dict[str, Any] = {
-    "rkbh": "R320723000001",
-    "gmsfhm": "32072319650101123x",
-    "xm": " 王　芳 ",
-    "xb": "9",
-    "csrq": "19650101",
+    **SYRK_ROW,
     "lxdh": "0518-88123456",
-    "hjdz": None,
     "jzdz": "灌云县伊山镇幸福路18号幸福家园3栋2单元302室",
-    "dzbm": "A001",
-    "rylb": "02",
-    "zrq": "320723510000-03",
     "zxbz": "0",
-    "gxsj": datetime(2026, 10, 22, 9, 30, 5),
 }
-JQ: dict[str, Any] = {
-    "jqbh": "J3207232026102200001",
-    "bjsj": datetime(2026, 10, 22, 21, 5, 0),
-    "jqlb": "04",
-    "jqlbmc": "纠纷",
-    "fadz": "幸福路18号附近",
-    "zrq": "320723510000-03",
-    "jd": None,
-    "wd": None,
-    "bjrxm": "李先生",
-    "bjrdh": "139****5678",
-    "bjrsfzh": None,
-    "jqzt": "已处警",
-    "gxsj": datetime(2026, 10, 22, 21, 40, 0),
-}
+JQ: dict[str, Any] = {**JQ_ROW, "jd": None, "wd": None}
 
 
 def syrk(id18: str = WANG_ID, **changes: Any) -> dict[str, Any]:

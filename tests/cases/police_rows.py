@@ -1,0 +1,41 @@
+"""Police rows as the database returns them, shared by the stage tests.
+
+Each test module derives what it needs with ``{**SYRK_ROW, "field": value}``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+SYRK_ROW: dict[str, Any] = {
+    "rkbh": "R320723000001",
+    "gmsfhm": "32072319650101123x",
+    "xm": " 王　芳 ",
+    "xb": "9",
+    "csrq": "19650101",
+    "lxdh": "+86 139-1234-5678",
+    "hjdz": None,
+    "jzdz": " 灌云县伊山镇幸福路18号幸福家园3栋 ",
+    "dzbm": "A001",
+    "rylb": "02",
+    "zrq": "320723510000-03",
+    "zxbz": "1",
+    "gxsj": datetime(2026, 10, 22, 9, 30, 5),
+}
+JQ_ROW: dict[str, Any] = {
+    "jqbh": "J3207232026102200001",
+    "bjsj": datetime(2026, 10, 22, 21, 5, 0),
+    "jqlb": "04",
+    "jqlbmc": "纠纷",
+    "fadz": "幸福路18号附近",
+    "zrq": "320723510000-03",
+    "jd": Decimal("119.239812"),
+    "wd": Decimal("34.283561"),
+    "bjrxm": "李先生",
+    "bjrdh": "139****5678",
+    "bjrsfzh": None,
+    "jqzt": "已处警",
+    "gxsj": datetime(2026, 10, 22, 21, 40, 0),
+}
