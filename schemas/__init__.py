@@ -32,7 +32,7 @@ path for plain dicts; ``encode``/``decode_model`` go through the models.
 Bad bytes raise ``SchemaError`` saying what was wrong.
 """
 
-from .canonical import PersonEvent
+from .canonical import AreaEvent, PersonEvent
 from .catalog import ENTITY_MODELS, MODELS
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
 from .envelope import BatchAck, Envelope
@@ -47,6 +47,7 @@ from .serde import decode, decode_model, encode, encode_dict
 __all__ = [
     "ENTITY_MODELS",
     "MODELS",
+    "AreaEvent",
     "AreaRecord",
     "BatchAck",
     "DeadLetter",

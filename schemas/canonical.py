@@ -93,3 +93,55 @@ class PersonEvent(HubModel):
         if (self.area_system is None) != (self.area_code is None):
             raise ValueError("area_system and area_code must be given together")
         return self
+
+
+TAreaKind = Literal["activity", "ticket", "incident"]
+
+
+class AreaEvent(HubModel):
+    """One version of a source record that counts for a grid, normalised.
+
+    Grid figures that are not a resident's (a party activity's volunteer
+    hours, a ticket or an incident linked to nobody) travel as area events,
+    keyed by the grid or department area they name, so that the grid merge
+    can count them where they are placed (``outputs.md``, ``grid.area``).
+    """
+
+    source: Annotated[TSource, Field(description="source system: party, police, civil, hotline")]
+    entity: Annotated[TEntity, Field(description="activities, jq or tickets")]
+    source_key: Annotated[str, Field(min_length=1, description="the record's key in its source")]
+    kind: Annotated[TAreaKind, Field(description="activity, ticket or incident")]
+    event_time: Annotated[
+        UtcMillis, Field(description="when the source stamped this version (UTC, ms)")
+    ]
+    occurred_at: Annotated[
+        UtcMillis,
+        Field(description="when it happened: occurredAt, createTime or bjsj (30-day windows)"),
+    ]
+    ingested_at: Annotated[UtcMillis, Field(description="when the hub read it (UTC, ms)")]
+    resident_key: Annotated[
+        str | None, Field(min_length=1, description="居民键 when the record links to a resident")
+    ] = None
+    address: Annotated[str | None, Field(description="地址, as the source wrote it")] = None
+    area_system: Annotated[
+        TAreaSystem | None,
+        Field(description="system of area_code: party, police or civil (crosswalk)"),
+    ] = None
+    area_code: Annotated[
+        str | None, Field(description="the source's own area code (党建网格, 警务责任区, 社区)")
+    ] = None
+    lng: Annotated[float | None, Field(description="经度, WGS-84")] = None
+    lat: Annotated[float | None, Field(description="纬度, WGS-84")] = None
+    is_open: Annotated[bool, Field(description="an open ticket (not 办结 or 回访)")] = False
+    hours: Annotated[
+        float, Field(ge=0, description="volunteer hours of an activity; 0 when voided")
+    ] = 0.0
+    payload: Annotated[JsonText, Field(description="JSON text of the source record as received")]
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        """Reject a wrong source/entity pair and an area code without its system."""
+        check_entity_source(self.source, self.entity)
+        if (self.area_system is None) != (self.area_code is None):
+            raise ValueError("area_system and area_code must be given together")
+        return self

@@ -4,7 +4,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from .canonical import PersonEvent
+from .canonical import AreaEvent, PersonEvent
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
 from .envelope import BatchAck, Envelope
 from .hotline import HotlineTicket
@@ -22,6 +22,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     DisabilitySubsidyRow,
     HotlineTicket,
     PersonEvent,
+    AreaEvent,
     ResidentRecord,
     AreaRecord,
     EventRow,

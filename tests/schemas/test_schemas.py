@@ -16,6 +16,7 @@ import pytest
 from gridhub.schemas import (
     ENTITY_MODELS,
     MODELS,
+    AreaEvent,
     AreaRecord,
     BatchAck,
     DeadLetter,
@@ -303,6 +304,19 @@ SOURCE_CASES: list[BaseModel] = [
 ]
 HUB_CASES: list[BaseModel] = [
     PersonEvent.model_validate(PERSON_EVENT),
+    AreaEvent(
+        source="party",
+        entity="activities",
+        source_key="A0000001",
+        kind="activity",
+        event_time=EVENT_TIME,
+        occurred_at=EVENT_TIME,
+        ingested_at=EVENT_TIME,
+        area_system="party",
+        area_code="DJ-320723100001-02",
+        hours=1.5,
+        payload='{"activityId": "A0000001", "hours": 1.5}',
+    ),
     PersonEvent(
         source="hotline",
         entity="tickets",
@@ -855,6 +869,13 @@ def _fix_person_event(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _fix_area_event(data: dict[str, Any]) -> dict[str, Any]:
+    data = _source_of_entity(data)
+    if (data["area_code"] is None) != (data["area_system"] is None):
+        data["area_code"] = data["area_system"] = None
+    return data
+
+
 def _fix_envelope(data: dict[str, Any]) -> dict[str, Any]:
     data = _source_of_entity(data)
     data["part"] %= data["partition_count"]
@@ -866,6 +887,7 @@ def _fix_envelope(data: dict[str, Any]) -> dict[str, Any]:
 # Cross-field rules a per-field strategy cannot know about.
 FIXUPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "PersonEvent": _fix_person_event,
+    "AreaEvent": _fix_area_event,
     "EventRow": _source_of_entity,
     "UnlinkedRecord": _source_of_entity,
     "Envelope": _fix_envelope,
