@@ -340,10 +340,10 @@ class Hub:
         self._counts = (now, counts)
         return counts
 
-    def lag(self) -> dict[str, dict[str, int]]:
+    def lag(self, ingest: dict[str, Any]) -> dict[str, dict[str, int]]:
         """Consumer lag of this process and of the ingest process, per topic/partition."""
         lag = consumer_lag(self.app) if self.app is not None else {}
-        return {**self.ingest_status().get("lag", {}), **lag}
+        return {**ingest.get("lag", {}), **lag}
 
     def status(self) -> dict[str, Any]:
         """What ``gridhub status`` shows."""
@@ -371,7 +371,7 @@ class Hub:
             },
             "health": self.health.address if self.health else None,
             "store_http": self.store_server.address if self.store_server else None,
-            "lag": self.lag(),
+            "lag": self.lag(ingest),
             "tables": self.table_counts(),
             "caught_up": bool(ingest.get("caught_up")),
         }

@@ -46,7 +46,3 @@ class Topics:
     def all_raw(self) -> list[str]:
         """Every raw topic the hub knows."""
         return [self.raw(s, e) for s, entities in SOURCE_ENTITIES.items() for e in entities]
-
-    def all(self) -> list[str]:
-        """Every topic the hub creates."""
-        return [*self.all_raw(), self.person, self.dead_letters, self.acks]

@@ -24,6 +24,24 @@ from .common import (
 TLinkRule = Literal["id_number", "phone", "none"]
 TAreaSystem = Literal["party", "police", "civil"]
 
+# Place evidence both canonical events carry, described once.
+Address = Annotated[str | None, Field(description="地址, as the source wrote it")]
+AreaSystem = Annotated[
+    TAreaSystem | None,
+    Field(description="system of area_code: party, police or civil (crosswalk)"),
+]
+AreaCode = Annotated[
+    str | None, Field(description="the source's own area code (党建网格, 警务责任区, 社区)")
+]
+Longitude = Annotated[float | None, Field(description="经度, WGS-84")]
+Latitude = Annotated[float | None, Field(description="纬度, WGS-84")]
+Payload = Annotated[JsonText, Field(description="JSON text of the source record as received")]
+
+
+def _check_area(system: str | None, code: str | None) -> None:
+    if (system is None) != (code is None):
+        raise ValueError("area_system and area_code must be given together")
+
 
 class PersonEvent(HubModel):
     """One version of one source record, normalised.
@@ -65,24 +83,19 @@ class PersonEvent(HubModel):
         UtcMillis | None,
         Field(description="time of the phone observation (UTC, ms); null for untimed sources"),
     ] = None
-    address: Annotated[str | None, Field(description="地址, as the source wrote it")] = None
+    address: Address = None
     address_id: Annotated[
         str | None, Field(description="标准地址编码 when the source gave one")
     ] = None
-    area_system: Annotated[
-        TAreaSystem | None,
-        Field(description="system of area_code: party, police or civil (crosswalk)"),
-    ] = None
-    area_code: Annotated[
-        str | None, Field(description="the source's own area code (党建网格, 警务责任区, 社区)")
-    ] = None
-    lng: Annotated[float | None, Field(description="经度, WGS-84")] = None
-    lat: Annotated[float | None, Field(description="纬度, WGS-84")] = None
+    area_system: AreaSystem = None
+    area_code: AreaCode = None
+    lng: Longitude = None
+    lat: Latitude = None
     attributes: Annotated[
         dict[str, str],
         Field(description="source-specific facts, e.g. population_type, deregistered, status"),
     ]
-    payload: Annotated[JsonText, Field(description="JSON text of the source record as received")]
+    payload: Payload
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
@@ -90,8 +103,7 @@ class PersonEvent(HubModel):
         check_entity_source(self.source, self.entity)
         if (self.link_rule == "none") != (self.resident_key is None):
             raise ValueError("resident_key must be set exactly when link_rule is not 'none'")
-        if (self.area_system is None) != (self.area_code is None):
-            raise ValueError("area_system and area_code must be given together")
+        _check_area(self.area_system, self.area_code)
         return self
 
 
@@ -122,26 +134,20 @@ class AreaEvent(HubModel):
     resident_key: Annotated[
         str | None, Field(min_length=1, description="居民键 when the record links to a resident")
     ] = None
-    address: Annotated[str | None, Field(description="地址, as the source wrote it")] = None
-    area_system: Annotated[
-        TAreaSystem | None,
-        Field(description="system of area_code: party, police or civil (crosswalk)"),
-    ] = None
-    area_code: Annotated[
-        str | None, Field(description="the source's own area code (党建网格, 警务责任区, 社区)")
-    ] = None
-    lng: Annotated[float | None, Field(description="经度, WGS-84")] = None
-    lat: Annotated[float | None, Field(description="纬度, WGS-84")] = None
+    address: Address = None
+    area_system: AreaSystem = None
+    area_code: AreaCode = None
+    lng: Longitude = None
+    lat: Latitude = None
     is_open: Annotated[bool, Field(description="an open ticket (not 办结 or 回访)")] = False
     hours: Annotated[
         float, Field(ge=0, description="volunteer hours of an activity; 0 when voided")
     ] = 0.0
-    payload: Annotated[JsonText, Field(description="JSON text of the source record as received")]
+    payload: Payload
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
         """Reject a wrong source/entity pair and an area code without its system."""
         check_entity_source(self.source, self.entity)
-        if (self.area_system is None) != (self.area_code is None):
-            raise ValueError("area_system and area_code must be given together")
+        _check_area(self.area_system, self.area_code)
         return self

@@ -43,7 +43,6 @@ class StageCounters:
     dead_letters: int = 0
     merged: int = 0
     sunk_rows: int = 0
-    sunk_batches: int = 0
     sink_retries: int = 0
     last_sink_at: datetime | None = None
 
@@ -224,6 +223,5 @@ async def _flush_until_stored(t: Topology, sink: BatchingSink) -> None:
             delay = min(delay * 2, 30.0)
             continue
         t.counters.sunk_rows += rows
-        t.counters.sunk_batches += 1
         t.counters.last_sink_at = datetime.now(UTC)
         return

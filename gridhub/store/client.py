@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -58,11 +57,6 @@ def open_client(settings: GridhubSettings, *, reader: bool = False) -> Client:
             f"ClickHouse at {redact_dsn(settings.clickhouse.url)} does not answer: "
             f"{type(exc).__name__}"
         ) from exc
-
-
-def query_rows(client: Client, sql: str, **settings: Any) -> list[tuple[Any, ...]]:
-    """Rows of a query as tuples."""
-    return [tuple(row) for row in client.query(sql, settings=settings or None).result_rows]
 
 
 def close_embedded() -> None:

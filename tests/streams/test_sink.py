@@ -16,8 +16,9 @@ from gridhub.schemas import encode_dict
 from gridhub.streams.sink import TABLES, BatchingSink
 
 from gridhub.errors import SinkBackpressure, Transient
-from gridhub.store.client import close_embedded, query_rows
+from gridhub.store.client import close_embedded
 from gridhub.store.migrations import migrate
+from tests.cases.store_queries import query_rows
 
 EVENT_TIME = datetime(2026, 10, 22, 1, 30, 5, tzinfo=UTC)
 NOW = datetime(2026, 10, 22, 1, 31, 0, 250_000, tzinfo=UTC)

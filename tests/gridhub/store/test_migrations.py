@@ -12,8 +12,9 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from gridhub.store.client import close_embedded, query_rows
+from gridhub.store.client import close_embedded
 from gridhub.store.migrations import MIGRATIONS, migrate
+from tests.cases.store_queries import query_rows
 
 # Written from spec/outputs.md: column -> type the contract names ("" where it names none).
 CONTRACT: dict[str, dict[str, str]] = {
