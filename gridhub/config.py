@@ -84,7 +84,12 @@ class HubConfig(_Section):
     log_format: Literal["text", "json"] = "text"
     """``json`` writes one JSON object per log line."""
     ingest_process: bool = True
-    """Run the connectors and the route stage in a child process (a second core)."""
+    """Run the connectors and the route stage in child processes, so the stages use every
+    core; ``false`` runs the whole hub in one process."""
+    merge_processes: int = Field(default=2, ge=0, le=64)
+    """With ``ingest_process``: merge processes sharing the partitions of ``person`` (at
+    most ``kafka.partitions`` do work); their rows reach this process's sink over the
+    ``rows`` topic. ``0`` merges in this process."""
 
 
 class KafkaConfig(_Section):

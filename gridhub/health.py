@@ -20,13 +20,18 @@ log = get_logger("health")
 Report = Callable[[], dict[str, Any]]
 
 
-def health_report(status: dict[str, Any], *, broker_up: bool, ingest_alive: bool) -> dict[str, Any]:
-    """Components and their state, from a hub status snapshot."""
+def health_report(
+    status: dict[str, Any], *, broker_up: bool, processes: dict[str, bool]
+) -> dict[str, Any]:
+    """Components and their state, from a hub status snapshot and which processes run."""
     components: dict[str, dict[str, Any]] = {
         "broker": {"healthy": broker_up, "reason": "" if broker_up else "broker does not answer"},
-        "ingest": {
-            "healthy": ingest_alive,
-            "reason": "" if ingest_alive else "the ingest process is not running",
+        **{
+            name: {
+                "healthy": alive,
+                "reason": "" if alive else f"the {name} process is not running",
+            }
+            for name, alive in processes.items()
         },
         "clickhouse": {"healthy": "tables" in status, "reason": status.get("store_error", "")},
     }

@@ -3,17 +3,19 @@
 ``gridhub run`` and ``gridhub demo`` both build a :class:`Hub` and call
 :meth:`Hub.run`. Start-up order matters: the store is migrated and the
 reference data loaded before anything consumes, and the topics exist before
-any connector publishes. By default the connectors and the route stage run in
-a child process (``gridhub.ingest_worker``) so that the hub uses two cores;
+any connector publishes. By default the stages run in child processes, so
+that the operating system spreads them over the cores: the connectors
+(``gridhub.ingest_worker``), the route stage (``gridhub.route_worker``) and
+the merge (``gridhub.merge_worker``); this process holds the store and runs
+the sink. ``[hub] merge_processes = 0`` merges here, and
 ``[hub] ingest_process = false`` keeps everything in this process. Shutdown
-(SIGTERM/SIGINT) stops the ingest side, lets Faust finish the batch in hand
-and commit, then stops the broker.
+(SIGTERM/SIGINT) stops the children (connectors first), lets Faust finish the
+batch in hand and commit, then stops the broker.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -41,6 +43,8 @@ from gridhub.runtime.broker import (
     die_with_parent,
     stop_child,
 )
+from gridhub.runtime.files import read_json, write_json_atomic
+from gridhub.runtime.heap import freeze_startup_heap
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.store.serve import StoreServer
@@ -54,7 +58,15 @@ log = get_logger("hub")
 
 STATUS_FILE = "status.json"
 CONTRACT_TABLES = ("resident", "area", "events", "dead_letters", "unlinked")
-INGEST_STATUS_MAX_AGE_S = 5.0
+ROUTE_STATUS_FILE = "status-route.json"
+
+
+def merge_status_file(index: int) -> str:
+    """The status file of merge process ``index``."""
+    return f"status-merge-{index}.json"
+
+
+CHILD_STATUS_MAX_AGE_S = 5.0
 TABLE_COUNT_INTERVAL_S = 3.0
 
 
@@ -64,6 +76,21 @@ def resident_keyer(settings: GridhubSettings) -> ResidentKeyer:
     if secret is not None:
         return ResidentKeyer(secret.get_secret_value().encode("utf-8"))
     return ResidentKeyer(load_or_create_key(settings.data_dir / "pseudonym.key"))
+
+
+def load_reference_dir(settings: GridhubSettings) -> ReferenceData:
+    """The grid map from ``[reference] dir``.
+
+    Raises:
+        ConfigError: the folder does not exist.
+    """
+    folder = settings.path(settings.reference.dir)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"reference.dir {folder} does not exist; it must hold grids.csv, "
+            "addresses.csv and crosswalk.csv"
+        )
+    return load_reference(folder)
 
 
 def consumer_lag(app: faust.App) -> dict[str, dict[str, int]]:
@@ -97,8 +124,11 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
     try:
         existing = set(admin.list_topics())
         wanted = [NewTopic(name, 1, 1) for name in topics.all_raw() if name not in existing]
-        if topics.person not in existing:
-            wanted.append(NewTopic(topics.person, partitions, 1))
+        wanted += [
+            NewTopic(name, partitions, 1)
+            for name in (topics.person, topics.rows)
+            if name not in existing
+        ]
         wanted += [
             NewTopic(name, 1, 1)
             for name in (topics.dead_letters, topics.acks)
@@ -121,6 +151,9 @@ class Hub:
         self.broker: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
         self.ingest_process: subprocess.Popen[bytes] | None = None
+        self.route_process: subprocess.Popen[bytes] | None = None
+        self.merge_processes: list[subprocess.Popen[bytes]] = []
+        self.resident_store: ResidentStore | None = None
         self.counters = StageCounters()
         self.started_at = datetime.now(UTC)
         self.app: faust.App | None = None
@@ -133,6 +166,11 @@ class Hub:
 
     # -- start-up -----------------------------------------------------------------------
 
+    @property
+    def merge_children(self) -> int:
+        """Merge processes to start (none without ingest processes: then all runs here)."""
+        return self.settings.hub.merge_processes if self.settings.hub.ingest_process else 0
+
     def _bootstrap(self) -> str:
         if not self.settings.kafka.embedded:
             return self.settings.kafka.bootstrap
@@ -140,24 +178,21 @@ class Hub:
         self.broker.start()
         return self.broker.bootstrap
 
-    def _load_reference(self) -> ReferenceData:
-        folder = self.settings.path(self.settings.reference.dir)
-        if not folder.is_dir():
-            raise ConfigError(
-                f"reference.dir {folder} does not exist; it must hold grids.csv, "
-                "addresses.csv and crosswalk.csv"
-            )
-        return load_reference(folder)
-
-    def _start_ingest_process(self, bootstrap: str) -> None:
-        (self.data_dir / INGEST_STATUS_FILE).unlink(missing_ok=True)
-        command = [sys.executable, "-m", "gridhub.ingest_worker", "--bootstrap", bootstrap]
+    def _start_child(
+        self, module: str, bootstrap: str, status_file: str, index: int = 0
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python -m gridhub.<module>`` with this hub's configuration; it logs to
+        ``data_dir/logs/<stage>[-<index>].log`` and dies with this process."""
+        (self.data_dir / status_file).unlink(missing_ok=True)
+        command = [sys.executable, "-m", f"gridhub.{module}", "--bootstrap", bootstrap]
+        command += ["--index", str(index)]
         config = self.settings.config_path
         if config is not None and config.exists():
             command += ["--config", str(config)]
-        log_file = self.data_dir / "logs" / "ingest.log"
+        stage = module.removesuffix("_worker")
+        log_file = self.data_dir / "logs" / (f"{stage}-{index}.log" if index else f"{stage}.log")
         with log_file.open("ab") as out:
-            self.ingest_process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -168,7 +203,7 @@ class Hub:
     def prepare(self) -> faust.App:
         """Start broker and store, migrate, create topics, build ingest and agents."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        reference = self._load_reference()
+        reference = load_reference_dir(self.settings)
         client = open_client(self.settings)
         migrate(client, self.settings.clickhouse.database)
         bootstrap = self._bootstrap()
@@ -188,14 +223,17 @@ class Hub:
         self.reader = (
             open_client(self.settings, reader=True) if self.settings.clickhouse.embedded else client
         )
-        self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
+        merger = None
+        if not self.merge_children:
+            self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
+            merger = ResidentMerger(self.resident_store, MergeContext(reference))
         self.topology = Topology(
             app_id=self.settings.kafka.group_id,
             bootstrap=bootstrap,
             topics=self.topics,
             partitions=self.settings.kafka.partitions,
             keyer=keyer,
-            merger=ResidentMerger(self.resident_store, MergeContext(reference)),
+            merger=merger,
             sink=self.sink,
             dead_sink=self.dead_sink,
             batch_rows=self.settings.clickhouse.batch_rows,
@@ -209,7 +247,12 @@ class Hub:
         self.dead_sink.on_part_done = on_part_done
         self.app = build_app(self.topology, with_route=not separate)
         if separate:
-            self._start_ingest_process(bootstrap)
+            self.ingest_process = self._start_child("ingest_worker", bootstrap, INGEST_STATUS_FILE)
+            self.route_process = self._start_child("route_worker", bootstrap, ROUTE_STATUS_FILE)
+        self.merge_processes = [
+            self._start_child("merge_worker", bootstrap, merge_status_file(index), index)
+            for index in range(self.merge_children)
+        ]
         self.health = start_health_server(self.settings.hub.listen, self.health_report)
         if self.settings.clickhouse.embedded:
             self._serve_store()
@@ -246,6 +289,7 @@ class Hub:
         worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         worker.spinner = None  # no terminal spinner: logs and the demo's tables stay clean
         self.worker = worker
+        freeze_startup_heap()
         try:
             worker.execute_from_commandline()
         except SystemExit:
@@ -259,21 +303,36 @@ class Hub:
         if worker is not None:
             worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
 
-    def _stop_ingest(self) -> None:
+    def _stop_children(self) -> None:
+        """Stop pulling first, then the merge (which finishes its batch in hand)."""
         if self.ingest is not None:
             self.ingest.stop()
-        process, self.ingest_process = self.ingest_process, None
-        if process is not None:
-            stop_child(process, timeout=20)
+        children = [self.ingest_process, self.route_process, *self.merge_processes]
+        self.ingest_process = self.route_process = None
+        self.merge_processes = []
+        for process in children:
+            if process is not None:
+                stop_child(process, timeout=20)
+
+    def processes_alive(self) -> dict[str, bool]:
+        """Whether the ingest side and the merge run (in this process or in a child)."""
+
+        def running(process: subprocess.Popen[bytes] | None) -> bool:
+            return process is not None and process.poll() is None
+
+        return {
+            "ingest": self.ingest is not None or running(self.ingest_process),
+            "route": self.ingest is not None or running(self.route_process),
+            "merge": all(running(process) for process in self.merge_processes),
+        }
 
     def health_report(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""
         status = self.last_status or self.status()
-        alive = self.ingest is not None or (
-            self.ingest_process is not None and self.ingest_process.poll() is None
-        )
         return health_report(
-            status, broker_up=broker_answers(status["broker"]["bootstrap"]), ingest_alive=alive
+            status,
+            broker_up=broker_answers(status["broker"]["bootstrap"]),
+            processes=self.processes_alive(),
         )
 
     def shutdown(self) -> None:
@@ -284,11 +343,12 @@ class Hub:
         if self.store_server is not None:
             self.store_server.stop()
             self.store_server = None
-        self._stop_ingest()
+        self._stop_children()
         if self.topology is not None:
             self._counts = None  # the final status counts what is stored now
             self.write_status(final=True)
-            self.resident_store.close()
+            if self.resident_store is not None:
+                self.resident_store.close()
             self.topology = None
         if self.broker is not None:
             self.broker.stop()
@@ -300,14 +360,37 @@ class Hub:
         """The ingest side's sources and progress, from this process or the ingest process."""
         if self.ingest is not None:
             return self.ingest.status()
-        path = self.data_dir / INGEST_STATUS_FILE
-        try:
-            status: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+        status = self._child_status(INGEST_STATUS_FILE, self.ingest_process)
+        if status is None:
             return {"sources": {}, "caught_up": False}
+        route = self._child_status(ROUTE_STATUS_FILE, self.route_process) or {}
+        status["lag"] = {**status.get("lag", {}), **route.get("lag", {})}
+        status["routed"] = route.get("routed", 0)
+        status["dead_letters"] = route.get("dead_letters", 0)
+        return status
+
+    def merge_status(self) -> dict[str, Any]:
+        """The merge's progress, from this process or summed over the merge processes."""
+        if not self.merge_children:
+            return {"merged": self.counters.merged}
+        merged = 0
+        lag: dict[str, dict[str, int]] = {}
+        for index, process in enumerate(self.merge_processes):
+            status = self._child_status(merge_status_file(index), process) or {}
+            merged += int(status.get("merged", 0))
+            for topic, partitions in status.get("lag", {}).items():
+                lag.setdefault(topic, {}).update(partitions)
+        return {"merged": merged, "lag": lag}
+
+    def _child_status(
+        self, name: str, process: subprocess.Popen[bytes] | None
+    ) -> dict[str, Any] | None:
+        """A child's status file; ``caught_up`` is false when it is stale or the child died."""
+        status = read_json(self.data_dir / name)
+        if status is None:
+            return None
         age = (datetime.now(UTC) - datetime.fromisoformat(status["written_at"])).total_seconds()
-        alive = self.ingest_process is not None and self.ingest_process.poll() is None
-        if age > INGEST_STATUS_MAX_AGE_S or not alive:
+        if age > CHILD_STATUS_MAX_AGE_S or process is None or process.poll() is not None:
             status["caught_up"] = False
         return status
 
@@ -340,14 +423,18 @@ class Hub:
         self._counts = (now, counts)
         return counts
 
-    def lag(self, ingest: dict[str, Any]) -> dict[str, dict[str, int]]:
-        """Consumer lag of this process and of the ingest process, per topic/partition."""
+    def lag(self, *children: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """Consumer lag of this process and of its children, per topic/partition."""
         lag = consumer_lag(self.app) if self.app is not None else {}
-        return {**ingest.get("lag", {}), **lag}
+        out: dict[str, dict[str, int]] = {}
+        for child in children:
+            out.update(child.get("lag", {}))
+        return {**out, **lag}
 
     def status(self) -> dict[str, Any]:
         """What ``gridhub status`` shows."""
         ingest = self.ingest_status()
+        merge = self.merge_status()
         return {
             "pid": os.getpid(),
             "written_at": datetime.now(UTC).isoformat(),
@@ -362,7 +449,7 @@ class Hub:
             "stages": {
                 "routed": ingest.get("routed", self.counters.routed),
                 "dead_letters": ingest.get("dead_letters", self.counters.dead_letters),
-                "merged": self.counters.merged,
+                "merged": merge.get("merged", 0),
                 "sunk_rows": self.counters.sunk_rows,
                 "sink_retries": self.counters.sink_retries,
                 "last_sink_at": self.counters.last_sink_at.isoformat()
@@ -371,7 +458,7 @@ class Hub:
             },
             "health": self.health.address if self.health else None,
             "store_http": self.store_server.address if self.store_server else None,
-            "lag": self.lag(ingest),
+            "lag": self.lag(ingest, merge),
             "tables": self.table_counts(),
             "caught_up": bool(ingest.get("caught_up")),
         }
@@ -387,15 +474,9 @@ class Hub:
         if final:
             status["stopped_at"] = datetime.now(UTC).isoformat()
         path = self.data_dir / STATUS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status, ensure_ascii=False, indent=1), "utf-8")
-        tmp.replace(path)
+        write_json_atomic(path, status, indent=1)
 
 
 def read_status(data_dir: Path) -> dict[str, Any] | None:
     """The last status a hub wrote in ``data_dir``, or None."""
-    path = data_dir / STATUS_FILE
-    if not path.exists():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text("utf-8"))
-    return data
+    return read_json(data_dir / STATUS_FILE)

@@ -1,16 +1,14 @@
 """The pulling side of a hub: connectors, their checkpoints and their health.
 
 Runs in the hub's process (``[hub] ingest_process = false``) or in the
-ingest process beside the route stage (``gridhub.ingest_worker``), so that
-pulling and routing do not compete with the merge for one interpreter.
+ingest process (``gridhub.ingest_worker``), so that pulling does not compete
+with routing and merging for one interpreter.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from gridhub.config import GridhubSettings
@@ -88,10 +86,3 @@ class Ingest:
             "sources": {s.name: s.health.as_dict() for s in self.sources},
             "caught_up": self.caught_up(),
         }
-
-    def write_status(self, data_dir: Path, extra: dict[str, Any] | None = None) -> None:
-        """``data_dir/status-ingest.json``, atomically (the hub process reads it)."""
-        path = data_dir / INGEST_STATUS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.status(), **(extra or {})}, ensure_ascii=False), "utf-8")
-        tmp.replace(path)

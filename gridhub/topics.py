@@ -2,6 +2,7 @@
 
 ``<prefix>.raw.<source>.<entity>``  connector batches (Envelope of source records)
 ``<prefix>.person``                  canonical person events, partitioned by resident
+``<prefix>.rows``                    merged rows on their way to the store (RowBatch)
 ``<prefix>.dead_letters``            rejected records with their reason
 ``<prefix>.acks``                    stored parts of connector batches (BatchAck)
 """
@@ -32,6 +33,11 @@ class Topics:
     def person(self) -> str:
         """Canonical person events keyed by resident."""
         return f"{self.prefix}.person"
+
+    @property
+    def rows(self) -> str:
+        """Merged rows from a merge process to the process that holds the store."""
+        return f"{self.prefix}.rows"
 
     @property
     def dead_letters(self) -> str:

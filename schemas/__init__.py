@@ -15,7 +15,8 @@ Every record type exists twice, kept in step by ``tests/schemas``:
   ``canonical`` ``PersonEvent``, the normaliser's output for any source record
   ``merged``    ``ResidentRecord``, ``AreaRecord``, ``EventRow``, ``DeadLetter``,
                 ``UnlinkedRecord`` (rows of the ClickHouse tables)
-  ``envelope``  ``Envelope``, one connector batch of wire-format records
+  ``envelope``  ``Envelope``, one connector batch of wire-format records;
+                ``BatchAck``; ``RowBatch``, merged rows on their way to the store
 
 Source models check shape only (types, required fields, enumerations) and
 keep values as the source sent them; identity is the normaliser's job.
@@ -35,7 +36,7 @@ Bad bytes raise ``SchemaError`` saying what was wrong.
 from .canonical import AreaEvent, PersonEvent
 from .catalog import ENTITY_MODELS, MODELS
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
-from .envelope import BatchAck, Envelope
+from .envelope import BatchAck, Envelope, RowBatch
 from .exceptions import SchemaError
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
@@ -63,6 +64,7 @@ __all__ = [
     "PartyMember",
     "PersonEvent",
     "ResidentRecord",
+    "RowBatch",
     "SchemaError",
     "SyrkRow",
     "UnlinkedRecord",

@@ -12,10 +12,13 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, model_validator
 
 from .common import (
+    CommunityCode,
+    GridCode,
     HubModel,
     IdNumber,
     JsonText,
     TEntity,
+    TPlacement,
     TSource,
     UtcMillis,
     check_entity_source,
@@ -91,6 +94,19 @@ class PersonEvent(HubModel):
     area_code: AreaCode = None
     lng: Longitude = None
     lat: Latitude = None
+    placement: Annotated[
+        TPlacement | None,
+        Field(
+            description="how the normaliser placed the address evidence: address_id, "
+            "address_match, coordinates, crosswalk, unplaced; null when not yet placed"
+        ),
+    ] = None
+    grid_code: Annotated[
+        GridCode | None, Field(description="综合网格 the evidence places it in; null if none")
+    ] = None
+    community_code: Annotated[
+        CommunityCode | None, Field(description="社区代码 of that grid, or the community named")
+    ] = None
     attributes: Annotated[
         dict[str, str],
         Field(description="source-specific facts, e.g. population_type, deregistered, status"),

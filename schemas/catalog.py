@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from .canonical import AreaEvent, PersonEvent
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
-from .envelope import BatchAck, Envelope
+from .envelope import BatchAck, Envelope, RowBatch
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
 from .party import PartyActivity, PartyMember
@@ -30,6 +30,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     UnlinkedRecord,
     Envelope,
     BatchAck,
+    RowBatch,
 )
 
 MODELS: Final[dict[str, type[BaseModel]]] = {model.__name__: model for model in _ALL}

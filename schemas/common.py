@@ -130,6 +130,7 @@ GridCode = Annotated[str, Field(pattern=r"^[0-9]{15}$")]
 """A unified comprehensive grid (综合网格) code: 15 digits."""
 
 CommunityCode = Annotated[str, Field(pattern=r"^[0-9]{12}$")]
+TPlacement = Literal["address_id", "address_match", "coordinates", "crosswalk", "unplaced"]
 """A community/village (社区/村) statistical division code: 12 digits."""
 
 StreetCode = Annotated[str, Field(pattern=r"^[0-9]{9}$")]

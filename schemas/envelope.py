@@ -96,3 +96,46 @@ class BatchAck(HubModel):
     parts: Annotated[
         int, Field(ge=1, le=2**31 - 1, description="how many parts the batch was split into")
     ]
+
+
+class RowBatch(HubModel):
+    """Rows the merge stage built, on their way to the store (the ``rows`` topic).
+
+    When the merge runs in a process of its own, it cannot write the embedded
+    store (one process owns it), so it sends its rows here: one block per
+    table, an Avro object container file written with the table's row schema,
+    which ClickHouse reads natively (see ``gridhub.streams.row_batch``).
+    ``acks`` are the connector batch parts these rows cover.
+    """
+
+    produced_at: Annotated[UtcMillis, Field(description="when the merge sent it (UTC, ms)")]
+    tables: Annotated[
+        list[str],
+        Field(
+            description="the row schema of each block (ResidentRecord, EventRow, UnlinkedRecord)"
+        ),
+    ]
+    blocks: Annotated[
+        list[bytes],
+        Field(description="each block: one table's rows as an Avro object container file"),
+    ]
+    row_counts: Annotated[list[NonNegativeLong], Field(description="rows in each block")]
+    acks: Annotated[
+        list[bytes],
+        AfterValidator(_check_wire_records),
+        Field(description="BatchAck records (wire format) of the batch parts covered"),
+    ]
+    event_time_ms: Annotated[
+        list[NonNegativeLong],
+        Field(
+            description="source time of each event in the blocks, epoch milliseconds "
+            "(for freshness)"
+        ),
+    ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> Self:
+        """Every block names its row schema and its row count."""
+        if not len(self.tables) == len(self.blocks) == len(self.row_counts):
+            raise ValueError("tables, blocks and row_counts must have the same length")
+        return self

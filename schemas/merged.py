@@ -21,13 +21,13 @@ from .common import (
     NonNegativeLong,
     StreetCode,
     TEntity,
+    TPlacement,
     TSource,
     UInt32,
     UtcMillis,
     check_entity_source,
 )
 
-TPlacement = Literal["address_id", "address_match", "coordinates", "crosswalk", "unplaced"]
 TPopulationType = Literal["户籍", "流动", "境外", ""]
 TAssistance = Literal["低保", "特困", "临时救助", "高龄津贴", "残疾人补贴"]
 

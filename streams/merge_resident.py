@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gridhub.streams.normalize import birth_date_from_id, gender_from_id
-from gridhub.streams.placement import Placement, place
+from gridhub.streams.placement import Placement, Placer, placed
 from rocksdict import Rdict, WriteBatch
 
 from gridhub.reference import ReferenceData
@@ -64,8 +64,8 @@ class ResidentState:
         The state keeps what survivorship needs, not the record's payload: a
         digest of it tells versions of the same second apart.
         """
-        key = f"{event['source']}:{event['entity']}:{event['source_key']}"
-        digest = hashlib.blake2b(event["payload"].encode("utf-8"), digest_size=8).hexdigest()
+        key = _contribution_key(event)
+        digest = _digest(event)
         event_time = event["event_time"].timestamp()
         current = self.contributions.get(key)
         if current is not None:
@@ -91,6 +91,19 @@ class ResidentState:
         self.contributions[key] = slim
         return True
 
+    def holds(self, event: Contribution) -> bool:
+        """Whether this very version of the event's source record is the one kept.
+
+        A replay of it changes nothing, but the merge emits the resident's row
+        again: after a crash, the row built from it may never have been stored.
+        """
+        current = self.contributions.get(_contribution_key(event))
+        return (
+            current is not None
+            and current["event_time"] == event["event_time"].timestamp()
+            and current["digest"] == _digest(event)
+        )
+
     def next_version(self) -> int:
         """A version above every earlier computation of this resident."""
         self.version = max(self.version + 1, time.time_ns())
@@ -98,6 +111,15 @@ class ResidentState:
 
 
 _NOT_KEPT = frozenset({"payload", "ingested_at"})
+
+
+def _contribution_key(event: Contribution) -> str:
+    return f"{event['source']}:{event['entity']}:{event['source_key']}"
+
+
+def _digest(event: Contribution) -> str:
+    """Tells versions of one record stamped in the same second apart."""
+    return hashlib.blake2b(event["payload"].encode("utf-8"), digest_size=8).hexdigest()
 
 
 @functools.cache
@@ -148,33 +170,14 @@ class MergeContext:
 
     ref: ReferenceData
     policy: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_POLICY))
-    _placements: dict[tuple[Any, ...], Placement] = field(default_factory=dict)
+    placer: Placer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.placer = Placer(self.ref)
 
     def place(self, c: Contribution) -> Placement:
-        """Placement of a contribution's address evidence (cached: addresses repeat)."""
-        args = (
-            c.get("address_id"),
-            c.get("address"),
-            c.get("lng"),
-            c.get("lat"),
-            c.get("area_system"),
-            c.get("area_code"),
-        )
-        found = self._placements.get(args)
-        if found is None:
-            if len(self._placements) > 200_000:
-                self._placements.clear()
-            found = place(
-                self.ref,
-                address_id=args[0],
-                address=args[1],
-                lng=args[2],
-                lat=args[3],
-                area_system=args[4],
-                area_code=args[5],
-            )
-            self._placements[args] = found
-        return found
+        """Placement of a contribution: as the normaliser found it, or found here."""
+        return placed(c) or self.placer(c)
 
 
 def build_resident(
@@ -263,12 +266,15 @@ class ResidentMerger:
     """Applies person events to resident states and says which rows to store.
 
     States changed since the last :meth:`commit` stay in memory; they are
-    written to the store only after the sink stored the rows built from them.
-    A crash in between replays the events onto the old states, which rebuilds
-    the same rows, so no resident row is ever skipped.
+    written to the state store only once the rows built from them are stored
+    (or, from a merge process, accepted by Kafka). A crash before that replays
+    the events onto the old states, which rebuilds the same rows; a crash after
+    it replays them onto states that hold them already, and a replay of a
+    resident's current version emits its row again. Either way no resident row
+    is skipped.
     """
 
-    def __init__(self, store: ResidentStore, ctx: MergeContext) -> None:
+    def __init__(self, store: StateStore, ctx: MergeContext) -> None:
         self.store = store
         self.ctx = ctx
         self._states: dict[str, ResidentState] = {}
@@ -284,15 +290,22 @@ class ResidentMerger:
     def merge(self, events: list[Contribution]) -> list[tuple[str, dict[str, Any]]]:
         """Apply one envelope's events; returns (schema name, row) pairs to store.
 
-        Emits the resident row of every resident that changed and one event
+        Emits the resident row of every resident that changed or got a replay
+        of its current version (see :meth:`ResidentState.holds`), and one event
         row per event (a replayed event yields the same event row again).
         """
         now = utc_now()
-        changed: list[str] = []
+        changed: dict[str, None] = {}  # ordered, and O(1) membership
         for e in events:
             key = e["resident_key"]
-            if key and self._state(key).apply(e) and key not in changed:
-                changed.append(key)
+            if not key:
+                continue
+            if key in changed:
+                self._states[key].apply(e)
+                continue
+            state = self._state(key)
+            if state.apply(e) or state.holds(e):
+                changed[key] = None
         out: list[tuple[str, dict[str, Any]]] = []
         for key in changed:
             state = self._states[key]
@@ -346,6 +359,18 @@ class ResidentMerger:
             self.store.save({key: self._states[key] for key in self._dirty})
         self._states.clear()
         self._dirty.clear()
+
+
+class StateStore(Protocol):
+    """Where resident states persist between batches."""
+
+    def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
+        """States of these residents (new, empty states for unknown keys)."""
+        ...
+
+    def save(self, states: dict[str, ResidentState]) -> None:
+        """Write changed states atomically."""
+        ...
 
 
 class ResidentStore:

@@ -18,9 +18,10 @@ a placed record still tells a clerk that its ``dzbm`` was unknown.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from gridhub.streams.normalize import normalize_address, split_address
 
@@ -30,8 +31,10 @@ __all__ = [
     "Placement",
     "PlacementMethod",
     "PlacementNote",
+    "Placer",
     "normalize_address",
     "place",
+    "placed",
 ]
 
 PlacementMethod = Literal["address_id", "address_match", "coordinates", "crosswalk", "unplaced"]
@@ -214,3 +217,60 @@ def place(
     if community is not None:
         notes.append(PlacementNote.COMMUNITY_ONLY)
     return Placement("unplaced", community_code=community, notes=tuple(notes))
+
+
+class Placer:
+    """:func:`place` over one grid-map version, for records carrying their evidence as fields.
+
+    Many records share their evidence (a building's residents, a responsibility zone's
+    incidents), so results are cached; the cache is bounded and starts over when full,
+    which costs only recomputation.
+    """
+
+    CACHE_LIMIT = 200_000
+
+    def __init__(self, ref: ReferenceData) -> None:
+        self.ref = ref
+        self._cache: dict[tuple[object, ...], Placement] = {}
+
+    def __call__(self, evidence: Mapping[str, Any]) -> Placement:
+        """Placement of a PersonEvent (or contribution) by its address evidence fields."""
+        args = (
+            evidence.get("address_id"),
+            evidence.get("address"),
+            evidence.get("lng"),
+            evidence.get("lat"),
+            evidence.get("area_system"),
+            evidence.get("area_code"),
+        )
+        found = self._cache.get(args)
+        if found is None:
+            if len(self._cache) >= self.CACHE_LIMIT:
+                self._cache.clear()
+            found = place(
+                self.ref,
+                address_id=evidence.get("address_id"),
+                address=evidence.get("address"),
+                lng=evidence.get("lng"),
+                lat=evidence.get("lat"),
+                area_system=evidence.get("area_system"),
+                area_code=evidence.get("area_code"),
+            )
+            self._cache[args] = found
+        return found
+
+    def annotate(self, event: dict[str, Any]) -> None:
+        """Write the placement into a PersonEvent dict (``placement``, ``grid_code``,
+        ``community_code``), so that later stages need not match addresses again."""
+        found = self(event)
+        event["placement"] = found.method
+        event["grid_code"] = found.grid_code
+        event["community_code"] = found.community_code
+
+
+def placed(evidence: Mapping[str, Any]) -> Placement | None:
+    """The placement a normalised record already carries, or None if it was not placed."""
+    method = evidence.get("placement")
+    if method is None:
+        return None
+    return Placement(method, evidence.get("grid_code"), evidence.get("community_code"))

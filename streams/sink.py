@@ -114,6 +114,10 @@ class BatchingSink:
     database: str
     on_part_done: PartDone | None = None
     rows: dict[str, list[list[Any]]] = field(default_factory=dict)
+    blocks: list[tuple[str, tuple[str, ...], bytes, int]] = field(default_factory=list)
+    """(table, columns, Avro object container file, rows) from a merge process."""
+    event_time_ms: list[int] = field(default_factory=list)
+    """Source times of the events in ``blocks``, epoch ms (for freshness)."""
     parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     inserted: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -143,6 +147,10 @@ class BatchingSink:
             table, columns = TABLES[name]
             self.rows.setdefault(table, []).append([row.get(column) for column in columns])
 
+    def add_block(self, table: str, columns: tuple[str, ...], block: bytes, rows: int) -> None:
+        """Add one table's rows as an Avro object container file, inserted as it is."""
+        self.blocks.append((table, columns, block, rows))
+
     def add_part(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
         """Report this envelope part as done once the pending rows are stored."""
         self.parts.append((source, entity, seq, part, parts))
@@ -150,10 +158,13 @@ class BatchingSink:
     @property
     def pending_rows(self) -> int:
         """Rows waiting for :meth:`flush`."""
-        return sum(len(rows) for rows in self.rows.values())
+        return sum(len(rows) for rows in self.rows.values()) + sum(
+            count for *_, count in self.blocks
+        )
 
     def flush(self) -> int:
-        """Insert every pending row, one insert per table; then report the parts done.
+        """Insert every pending row (one insert per table, and one per block); then
+        report the parts done.
 
         Raises:
             SinkBackpressure: ClickHouse refused or did not answer; nothing was acknowledged.
@@ -162,25 +173,52 @@ class BatchingSink:
         total = 0
         with self.lock:
             for table, rows in self.rows.items():
-                try:
-                    self.client.insert(
-                        f"{self.database}.{table}", rows, column_names=list(columns_of[table])
-                    )
-                except Exception as exc:
-                    raise SinkBackpressure(
-                        f"ClickHouse did not take {len(rows)} rows for {table}: "
-                        f"{type(exc).__name__}: {str(exc)[:300]}"
-                    ) from exc
-                self.inserted[table] = self.inserted.get(table, 0) + len(rows)
+                self._insert(table, columns_of[table], len(rows), rows=rows)
                 total += len(rows)
-            stored_at = datetime.now(UTC)
-            event_time = TABLES["EventRow"][1].index("event_time")
-            self.freshness.extend(
-                (stored_at - row[event_time]).total_seconds() for row in self.rows.get("events", ())
-            )
+            for table, columns, block, count in self.blocks:
+                self._insert(table, columns, count, block=block)
+                total += count
+            self._measure_freshness()
             self.rows.clear()
+            self.blocks.clear()
             parts, self.parts = self.parts, []
         if self.on_part_done is not None:
             for part in parts:
                 self.on_part_done(*part)
         return total
+
+    def _insert(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        count: int,
+        *,
+        rows: list[list[Any]] | None = None,
+        block: bytes | None = None,
+    ) -> None:
+        """One insert of Python rows, or of an Avro container file as it came. What was
+        inserted before a failure further on is inserted again on the retry; the tables
+        absorb that (ReplacingMergeTree)."""
+        target = f"{self.database}.{table}"
+        try:
+            if block is not None:
+                self.client.raw_insert(target, list(columns), insert_block=block, fmt="Avro")
+            else:
+                self.client.insert(target, rows, column_names=list(columns))
+        except Exception as exc:
+            raise SinkBackpressure(
+                f"ClickHouse did not take {count} rows for {table}: "
+                f"{type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
+        self.inserted[table] = self.inserted.get(table, 0) + count
+
+    def _measure_freshness(self) -> None:
+        """Seconds from each pending event's source time to now, when it is stored."""
+        stored_at = datetime.now(UTC)
+        event_time = TABLES["EventRow"][1].index("event_time")
+        self.freshness.extend(
+            (stored_at - row[event_time]).total_seconds() for row in self.rows.get("events", ())
+        )
+        stored_ms = stored_at.timestamp() * 1000
+        self.freshness.extend((stored_ms - t) / 1000 for t in self.event_time_ms)
+        self.event_time_ms.clear()

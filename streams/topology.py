@@ -1,20 +1,26 @@
 r"""The Faust wiring of the stages (their logic lives in their own modules).
 
-``raw.*`` --route--> ``person`` --merge + sink--> ClickHouse
+``raw.*`` --route--> ``person`` --merge--> ``rows`` --sink--> ClickHouse
                \--> ``dead_letters`` --sink--> ClickHouse
 
-Every message is an Envelope (a batch), so Faust's per-message cost is paid
-once per few hundred records. ``person`` is partitioned by resident, so the
-merge of a resident always runs where its state is. The merge stage stores
-its rows itself (a sink in the same topology, like a Kafka Streams sink
-processor): its input offsets are committed only after the insert, and no
-second topic re-encodes every row.
+Every message is a batch (an Envelope or a RowBatch), so Faust's per-message
+cost is paid once per few hundred records. ``person`` is partitioned by
+resident, so the merge of a resident always runs where its state is.
+
+Where the merge runs in the process that holds the store
+(``[hub] merge_process = false``), it stores its rows itself, like a Kafka
+Streams sink processor, and ``rows`` is not used. Otherwise it runs in its
+own process (``gridhub.merge_worker``) and sends one RowBatch per batch.
+Either way a resident's state is saved only after its rows are stored or
+accepted by Kafka, and a replayed event emits its resident's row again, so
+rows lost with the embedded broker in a crash come back when the connectors
+pull again from their checkpoints (which move only once rows are stored).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +29,10 @@ import faust
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
-from gridhub.streams.identity import ResidentKeyer
+from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.merge_resident import ResidentMerger
 from gridhub.streams.route import decode_record, route
+from gridhub.streams.row_batch import Part, pack_rows, unpack_into
 from gridhub.streams.sink import BatchingSink
 
 from gridhub.errors import SinkBackpressure
@@ -56,7 +63,8 @@ class Topology:
     topics: Topics
     partitions: int
     keyer: ResidentKeyer
-    merger: ResidentMerger
+    merger: ResidentMerger | None
+    """None when a merge process runs the merge (this process then stores its RowBatches)."""
     sink: BatchingSink
     dead_sink: BatchingSink
     batch_rows: int
@@ -142,35 +150,121 @@ def add_ack_agent(app: faust.App, topics: Topics, acks: SinkAcknowledgements) ->
             acks.part_done(ack["source"], ack["entity"], ack["seq"], ack["part"], ack["parts"])
 
 
+Deliver = Callable[[list[tuple[str, dict[str, Any]]], list[Part]], Awaitable[None]]
+"""Takes a batch's merged rows and the parts they cover; returns once they are safe."""
+
+
+def add_merge_agent(
+    app: faust.App,
+    topics: Topics,
+    partitions: int,
+    merger: ResidentMerger,
+    counters: StageCounters,
+    batch_rows: int,
+    batch_seconds: float,
+    deliver: Deliver,
+    *,
+    owned: Callable[[], set[int]] | None = None,
+    batch_lock: asyncio.Lock | None = None,
+    after_batch: Callable[[], None] | None = None,
+) -> None:
+    """Stage 2 (``streams/merge_resident.py``) on ``person``, in this app.
+
+    Works in batches of envelopes (up to ``batch_rows`` records or
+    ``batch_seconds``); the states a batch changed are saved after ``deliver``.
+    With several merge processes, ``owned`` tells which partitions this one
+    holds: an envelope of a partition a rebalance took away is left to its
+    new owner (whose consumer reads it again), so a resident's state is only
+    ever changed by one process. ``batch_lock`` is held while a batch is in
+    hand, and ``after_batch`` runs once it is saved.
+    """
+    person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
+    max_envelopes = max(1, batch_rows // 500)
+    lock = batch_lock or asyncio.Lock()
+
+    @app.agent(person)
+    async def merge_agent(stream: faust.StreamT[bytes]) -> None:
+        async for values in stream.take(max_envelopes, within=batch_seconds):
+            async with lock:
+                mine = owned() if owned is not None else None
+                rows: list[tuple[str, dict[str, Any]]] = []
+                parts: list[Part] = []
+                for value in values:
+                    _, head = decode(value)
+                    keys = head["keys"]
+                    if mine is not None and keys and partition_for(keys[0], partitions) not in mine:
+                        continue
+                    events = to_person_events(head)
+                    rows.extend(merger.merge(events))
+                    parts.append(
+                        (
+                            head["source"],
+                            head["entity"],
+                            head["seq"],
+                            head["part"],
+                            head["partition_count"],
+                        )
+                    )
+                    counters.merged += len(events)
+                if parts:
+                    await deliver(rows, parts)
+                    merger.commit()
+                if after_batch is not None:
+                    after_batch()
+
+
+def rows_sender(app: faust.App, topics: Topics, partitions: int) -> Deliver:
+    """Deliver merged rows as one RowBatch on ``rows``; returns once Kafka has it."""
+    channel = app.topic(topics.rows, value_serializer="raw", partitions=partitions)
+
+    async def send(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> None:
+        packed = await asyncio.to_thread(pack_rows, rows, parts)
+        delivered = await channel.send(value=packed)
+        await delivered
+
+    return send
+
+
 def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
-    """The hub's app: merge and dead-letter agents, a status timer, and the route agent
-    unless separate route processes run it (``[hub] route_processes``)."""
+    """The hub's app: the merge agent storing its rows (or, with a merge process, the
+    sink agent on ``rows``), the dead-letter agent, a status timer, and the route agent
+    unless the ingest process runs it (``[hub] ingest_process``)."""
     app = new_app(t.app_id, t.bootstrap, t.partitions)
     if with_route:
         add_route_agent(app, t.topics, t.keyer, t.partitions, t.counters)
-    person = app.topic(t.topics.person, value_serializer="raw", partitions=t.partitions)
     dead = app.topic(t.topics.dead_letters, value_serializer="raw", partitions=1)
     acks = app.topic(t.topics.acks, value_serializer="raw", partitions=1)
     max_envelopes = max(1, t.batch_rows // 500)
 
-    @app.agent(person)
-    async def merge_agent(stream: faust.StreamT[bytes]) -> None:
-        async for values in stream.take(max_envelopes, within=t.batch_seconds):
-            for value in values:
-                _, head = decode(value)
-                events = to_person_events(head)
-                t.sink.add_rows(t.merger.merge(events))
-                t.sink.add_part(
-                    head["source"],
-                    head["entity"],
-                    head["seq"],
-                    head["part"],
-                    head["partition_count"],
-                )
-                t.counters.merged += len(events)
+    if t.merger is not None:
+
+        async def store_here(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> None:
+            t.sink.add_rows(rows)
+            for part in parts:
+                t.sink.add_part(*part)
             await _flush_until_stored(t, t.sink)
-            t.merger.commit()
             await _send_acks(t, acks)
+
+        add_merge_agent(
+            app,
+            t.topics,
+            t.partitions,
+            t.merger,
+            t.counters,
+            t.batch_rows,
+            t.batch_seconds,
+            store_here,
+        )
+    else:
+        rows = app.topic(t.topics.rows, value_serializer="raw", partitions=t.partitions)
+
+        @app.agent(rows)
+        async def sink_agent(stream: faust.StreamT[bytes]) -> None:
+            async for values in stream.take(8, within=t.batch_seconds):
+                for value in values:
+                    unpack_into(t.sink, decode(value)[1])
+                await _flush_until_stored(t, t.sink)
+                await _send_acks(t, acks)
 
     @app.agent(dead)
     async def dead_letter_agent(stream: faust.StreamT[bytes]) -> None:

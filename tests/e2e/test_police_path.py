@@ -111,7 +111,9 @@ def test_whole_path_matches_the_generator_truth(
     status = hub.wait_caught_up()
     health = httpx.get(f"http://{status['health']}/health", timeout=10)
     assert health.status_code == 200, health.text
-    assert health.json()["components"]["source.police"]["healthy"] is True
+    components = health.json()["components"]
+    for name in ("source.police", "ingest", "route", "merge", "broker", "clickhouse"):
+        assert components[name]["healthy"] is True, name
 
     # operators query the embedded store while the hub holds it, read-only
     config = str(hub_dir / "gridhub.toml")
@@ -182,7 +184,15 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
     hub.wait_caught_up()
     assert hub.process is not None
     children = [pid for pid in processes_mentioning(hub_dir) if pid != hub.process.pid]
-    assert children, "the ingest process should be running beside the hub"
+    stages = sorted(
+        Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2].decode() for pid in children
+    )  # python -m gridhub.<stage>: the ingest, route and two merge processes (the default)
+    assert stages == [
+        "gridhub.ingest_worker",
+        "gridhub.merge_worker",
+        "gridhub.merge_worker",
+        "gridhub.route_worker",
+    ]
     hub.kill()  # kill -9: no graceful shutdown, the broker dies with the hub
     assert wait_until_gone(children), "the hub's children outlived a kill -9"
 
@@ -201,3 +211,24 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
             "GROUP BY source, entity, source_key HAVING n > 1"
         ).result_rows
         assert duplicated == []
+
+
+def test_merging_in_the_hubs_own_process_gives_the_same_residents(
+    hub: HubProcess,
+    hub_dir: Path,
+    county: County,
+    police: PoliceDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``[hub] merge_processes = 0``: the merge stores its rows itself, no ``rows`` topic."""
+    monkeypatch.setenv("GRIDHUB_HUB__MERGE_PROCESSES", "0")
+    hub.start()
+    status = hub.wait_caught_up()
+    assert status["stages"]["merged"] == len(county.syrk_rows) + len(county.jq_rows) - len(
+        county.truth_police().dead_letters
+    )
+    assert "gridhub.rows" not in status["lag"]
+    assert not (hub_dir / "data" / "logs" / "merge.log").exists()
+    assert hub.stop(signal.SIGTERM) == 0
+    with closing(open_store(hub_dir)) as client:
+        assert_matches_truth(client, county)

@@ -32,6 +32,7 @@ from gridhub.schemas import (
     PartyMember,
     PersonEvent,
     ResidentRecord,
+    RowBatch,
     SchemaError,
     SyrkRow,
     UnlinkedRecord,
@@ -362,7 +363,14 @@ ENVELOPE_CASE = Envelope(
     partition_count=2,
     part=1,
 )
-CASES = [*SOURCE_CASES, *HUB_CASES, ENVELOPE_CASE]
+ROW_BATCH_CASE = RowBatch(
+    produced_at=EVENT_TIME,
+    tables=["EventRow"],
+    blocks=[b"\x02\x0cpolice\x00"],
+    row_counts=[1],
+    acks=[encode(BatchAck(source="police", entity="syrk", seq=7, part=1, parts=3))],
+)
+CASES = [*SOURCE_CASES, *HUB_CASES, ENVELOPE_CASE, ROW_BATCH_CASE]
 
 
 def _case_id(case: BaseModel) -> str:
@@ -884,6 +892,14 @@ def _fix_envelope(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _fix_row_batch(data: dict[str, Any]) -> dict[str, Any]:
+    count = min(len(data["tables"]), len(data["blocks"]), len(data["row_counts"]))
+    for name in ("tables", "blocks", "row_counts"):
+        data[name] = data[name][:count]
+    data["acks"] = [b"\x00\x00\x00\x00\x01" + ack for ack in data["acks"]]
+    return data
+
+
 # Cross-field rules a per-field strategy cannot know about.
 FIXUPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "PersonEvent": _fix_person_event,
@@ -891,6 +907,7 @@ FIXUPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "EventRow": _source_of_entity,
     "UnlinkedRecord": _source_of_entity,
     "Envelope": _fix_envelope,
+    "RowBatch": _fix_row_batch,
     "ResidentRecord": lambda d: {**d, "hotline_open": min(d["hotline_open"], d["hotline_tickets"])},
 }
 

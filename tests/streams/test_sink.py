@@ -12,7 +12,8 @@ from typing import Any
 
 import clickhouse_connect
 import pytest
-from gridhub.schemas import encode_dict
+from gridhub.schemas import decode, encode_dict
+from gridhub.streams.row_batch import pack_rows, unpack_into
 from gridhub.streams.sink import TABLES, BatchingSink
 
 from gridhub.errors import SinkBackpressure, Transient
@@ -242,3 +243,62 @@ def test_a_dropped_table_is_backpressure_not_data_loss(client: Any, database: st
     migrate(client, database)
     assert sink.flush() == 1
     assert count(client, database, "events") == 1
+
+
+# --- RowBatch: rows from a merge process ------------------------------------------------
+
+
+def test_a_row_batch_stores_the_same_rows_as_a_direct_insert(client: Any, database: str) -> None:
+    rows = [("ResidentRecord", RESIDENT), ("EventRow", EVENT), ("UnlinkedRecord", UNLINKED)]
+    parts = [("police", "syrk", 7, 0, 2), ("police", "syrk", 7, 1, 2)]
+    name, batch = decode(pack_rows(rows, parts))
+    assert name == "RowBatch"
+    assert batch["row_counts"] == [1, 1, 1]
+
+    done: list[tuple[str, str, int, int, int]] = []
+    sink = BatchingSink(client, database, on_part_done=lambda *part: done.append(part))
+    assert unpack_into(sink, batch) == 3
+    assert sink.pending_rows == 3
+    assert done == []  # nothing acknowledged before the insert
+    assert sink.flush() == 3
+    assert done == parts
+    assert len(sink.freshness) == 1
+    direct = f"{database}_direct"
+    migrate(client, direct)
+    reference = BatchingSink(client, direct)
+    reference.add_rows(rows)
+    reference.flush()
+    for name, (table, columns) in TABLES.items():
+        if name == "DeadLetter":
+            continue
+        select = f"SELECT {', '.join(columns)} FROM {{db}}.{table} FINAL"
+        stored = query_rows(client, select.format(db=database))
+        assert stored == query_rows(client, select.format(db=direct)), table
+        assert len(stored) == 1
+
+
+def test_a_row_batch_keeps_nulls_and_dates_and_a_replay_is_absorbed(
+    client: Any, database: str
+) -> None:
+    resident = {**RESIDENT, "birth_date": None, "phone": None, "grid_code": None}
+    elder = {**RESIDENT, "resident_key": "b" * 32, "birth_date": date(1921, 2, 28)}
+    packed = pack_rows([("ResidentRecord", resident), ("ResidentRecord", elder)], [])
+    for _ in range(2):  # a replayed RowBatch stores nothing new
+        sink = BatchingSink(client, database)
+        unpack_into(sink, decode(packed)[1])
+        assert sink.flush() == 2
+    stored = query_rows(
+        client,
+        f"SELECT resident_key, birth_date, phone, grid_code, updated_at "
+        f"FROM {database}.resident FINAL ORDER BY resident_key",
+    )
+    assert stored == [
+        (RESIDENT["resident_key"], None, None, None, NOW.replace(tzinfo=None)),
+        (
+            "b" * 32,
+            date(1921, 2, 28),
+            RESIDENT["phone"],
+            RESIDENT["grid_code"],
+            NOW.replace(tzinfo=None),
+        ),
+    ]

@@ -1,0 +1,101 @@
+"""Resident states kept per partition of ``person``, so several merge processes can share
+the merge.
+
+A partition's residents live in their own RocksDB (``data_dir/state/residents/p<N>``),
+opened by the process that owns the partition in the merge's consumer group
+(like a Kafka Streams state store). When a rebalance moves a partition, its
+old owner closes the database after the batch in hand is saved, and the new
+owner's open waits for RocksDB's lock until then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from gridhub.streams.identity import partition_for
+from gridhub.streams.merge_resident import ResidentState, ResidentStore
+
+from gridhub.errors import GridhubError
+from gridhub.logs import get_logger
+
+log = get_logger("streams.state_store")
+
+OPEN_TIMEOUT_S = 30.0
+"""How long to wait for another process to let go of a partition's database."""
+
+
+class StateStoreBusy(GridhubError):
+    """A partition's state is still held by another process."""
+
+
+class PartitionedResidentStore:
+    """The ResidentStore interface over one RocksDB per partition, opened on first use."""
+
+    def __init__(self, root: Path, partitions: int) -> None:
+        self.root = root
+        self.partitions = partitions
+        self._open: dict[int, ResidentStore] = {}
+
+    def _store(self, partition: int) -> ResidentStore:
+        store = self._open.get(partition)
+        if store is None:
+            store = self._open_waiting(partition)
+            self._open[partition] = store
+        return store
+
+    def _open_waiting(self, partition: int) -> ResidentStore:
+        path = self.root / f"p{partition}"
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        warned = False
+        while True:
+            try:
+                return ResidentStore(path)
+            except Exception as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise StateStoreBusy(
+                        f"the resident state of partition {partition} ({path}) is still held "
+                        f"by another process after {OPEN_TIMEOUT_S:.0f} s; is a second hub "
+                        "running with the same data_dir?"
+                    ) from exc
+                if not warned:
+                    log.info("waiting for another merge process to release", partition=partition)
+                    warned = True
+                time.sleep(0.1)
+
+    def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
+        """States of these residents (new, empty states for unknown keys)."""
+        by_partition: dict[int, list[str]] = {}
+        for key in keys:
+            by_partition.setdefault(partition_for(key, self.partitions), []).append(key)
+        out: dict[str, ResidentState] = {}
+        for partition, of_partition in by_partition.items():
+            out.update(self._store(partition).load(of_partition))
+        return out
+
+    def save(self, states: dict[str, ResidentState]) -> None:
+        """Write changed states, one atomic batch per partition."""
+        by_partition: dict[int, dict[str, ResidentState]] = {}
+        for key, state in states.items():
+            by_partition.setdefault(partition_for(key, self.partitions), {})[key] = state
+        for partition, of_partition in by_partition.items():
+            self._store(partition).save(of_partition)
+
+    def release(self, keep: set[int]) -> list[int]:
+        """Close the databases of partitions this process no longer owns; returns them."""
+        released = sorted(p for p in self._open if p not in keep)
+        for partition in released:
+            self._open.pop(partition).close()
+        return released
+
+    @property
+    def open_partitions(self) -> set[int]:
+        """Partitions whose database this process holds."""
+        return set(self._open)
+
+    def close(self) -> None:
+        """Close every database."""
+        self.release(set())
