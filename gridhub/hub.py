@@ -93,6 +93,27 @@ def load_reference_dir(settings: GridhubSettings) -> ReferenceData:
     return load_reference(folder)
 
 
+def pipeline_ready(settings: GridhubSettings) -> bool:
+    """Whether the route process and every merge process have their partitions.
+
+    The connectors wait for this before they pull (see ``ingest_worker``): records
+    pulled earlier only wait in the broker, and a merge process joining its group
+    late would stop the merge for a rebalance in the middle of the first backlog.
+    """
+    data_dir = settings.data_dir
+    route = read_json(data_dir / ROUTE_STATUS_FILE) or {}
+    if not route.get("assigned"):
+        return False
+    merges = settings.hub.merge_processes
+    assigned: set[int] = set()
+    for index in range(merges):
+        status = read_json(data_dir / merge_status_file(index)) or {}
+        if not status.get("assigned"):
+            return False
+        assigned.update(status["assigned"])
+    return merges == 0 or len(assigned) == settings.kafka.partitions
+
+
 def consumer_lag(app: faust.App) -> dict[str, dict[str, int]]:
     """Per assigned topic/partition: the fetch high watermark minus the committed offset.
 

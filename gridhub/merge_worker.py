@@ -73,6 +73,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
             "merged": counters.merged,
             "lag": consumer_lag(app),
             "partitions": sorted(store.open_partitions),
+            "assigned": sorted(owned()),
         },
         on_stop=[store.close],
     )

@@ -29,6 +29,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
             "routed": counters.routed,
             "dead_letters": counters.dead_letters,
             "lag": consumer_lag(app),
+            "assigned": len(app.consumer.assignment()),
         },
     )
 
