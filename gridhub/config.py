@@ -145,24 +145,32 @@ class PartySourceConfig(_Section):
     """Bearer token; write ``env:PARTY_TOKEN``."""
 
 
-class PoliceSourceConfig(_Section):
-    """``[sources.police]``: the public-security MySQL/MariaDB database."""
+class _PolledTables(_Section):
+    """What every source read from database tables by their update stamp shares."""
 
-    dsn: SecretStr
-    """``mysql://reader:env:POLICE_PW@host:3306/ga_rkxx``."""
     poll_seconds: float = Field(default=2.0, gt=0)
     """Pause between polls once caught up."""
     lookback_seconds: float = Field(default=60.0, ge=0)
-    """How far behind the newest ``gxsj`` each poll looks again, for rows committed late."""
+    """How far behind the newest update stamp each poll looks again, for rows committed
+    late (by a transaction longer than this, a row would be missed)."""
     batch_rows: int = Field(default=500, ge=1, le=10_000)
     """Rows per query page and per published batch."""
 
 
-class CivilSourceConfig(_Section):
+class PoliceSourceConfig(_PolledTables):
+    """``[sources.police]``: the public-security MySQL/MariaDB database."""
+
+    dsn: SecretStr
+    """``mysql://reader:env:POLICE_PW@host:3306/ga_rkxx``."""
+
+
+class CivilSourceConfig(_PolledTables):
     """``[sources.civil]``: the civil-affairs PostgreSQL table and roster folder."""
 
     dsn: SecretStr
+    """``postgresql://reader:env:CIVIL_PW@host:5432/mz``."""
     roster_dir: Path | None = None
+    """Folder the clerks drop monthly rosters into (read only, never changed)."""
 
 
 class HotlineSourceConfig(_Section):

@@ -1,7 +1,8 @@
 """``gridhub demo``: the whole hub on this machine, with a synthetic county.
 
 Generates a county, serves its data from the simulators (the police tables
-in the local MariaDB), writes a ``gridhub.toml`` pointing at them, runs the
+in the local MariaDB, the civil-affairs table in the local PostgreSQL), writes
+a ``gridhub.toml`` pointing at them, runs the
 hub on the embedded broker and store until it has caught up, then prints a
 summary and three example queries with their answers. The simulated
 databases are dropped at the end; the store stays in ``<dir>/data`` for
@@ -10,6 +11,7 @@ databases are dropped at the end; the store stays in ``<dir>/data`` for
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ EXAMPLE_QUERIES = (
     (
         "Residents per community (居民数 by 社区)",
         "SELECT community_code, count() AS residents, "
-        "countIf(population_type = '流动') AS floating FROM grid.resident FINAL "
+        "countIf(population_type = '流动') AS floating, "
+        "countIf(notEmpty(assistance)) AS assisted FROM grid.resident FINAL "
         "GROUP BY community_code ORDER BY residents DESC LIMIT 5",
     ),
     (
@@ -48,13 +51,28 @@ def police_database_available() -> str | None:
     import pymysql
 
     try:
-        pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3)
+        pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3
+        ).close()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def write_config(directory: Path, police_dsn: str | None) -> Path:
+def civil_database_available() -> str | None:
+    """None when the local PostgreSQL answers, else why not."""
+    import psycopg
+
+    try:
+        psycopg.connect(
+            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3
+        ).close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def write_config(directory: Path, police_dsn: str | None, civil_dsn: str | None = None) -> Path:
     """The demo's ``gridhub.toml``."""
     lines = [
         "# written by `gridhub demo`",
@@ -71,6 +89,8 @@ def write_config(directory: Path, police_dsn: str | None) -> Path:
     ]
     if police_dsn:
         lines += ["[sources.police]", f'dsn = "{police_dsn}"', "poll_seconds = 1.0"]
+    if civil_dsn:
+        lines += ["[sources.civil]", f'dsn = "{civil_dsn}"', "poll_seconds = 1.0"]
     path = directory / "gridhub.toml"
     path.write_text("\n".join(lines) + "\n", "utf-8")
     return path
@@ -118,6 +138,7 @@ def run_hub_until_caught_up(config: Path, *, timeout: float = 600.0) -> dict[str
 
 def run_demo(directory: Path, *, residents: int, seed: int, console: Console) -> DemoRun:
     """Generate, serve, run, report."""
+    from gridhub.simulators.civil_db import CivilDatabase
     from gridhub.simulators.police_db import PoliceDatabase
 
     if directory.exists():
@@ -138,16 +159,33 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
         write_config(directory, None)
         return run
     console.print(
-        "[dim]not pulled yet: party-building, civil-affairs and 12345 hotline "
+        "[dim]not pulled yet: party-building, 12345 hotline and the civil-affairs rosters "
         "(their connectors are the next step; see README)[/dim]"
     )
-    with PoliceDatabase() as police:
+    with contextlib.ExitStack() as stack:
+        police = stack.enter_context(PoliceDatabase())
         police.load(county.syrk_rows, county.jq_rows)
         console.print(
             f"public-security simulator: MariaDB database {police.name} with "
             f"{len(county.syrk_rows)} syrk and {len(county.jq_rows)} jq rows"
         )
-        config = write_config(directory, police.dsn)
+        civil_dsn = None
+        problem = civil_database_available()
+        if problem:
+            console.print(
+                "[yellow]left out: the simulated civil-affairs system[/yellow] — PostgreSQL at "
+                f"127.0.0.1:5432 did not answer ({problem}). Start PostgreSQL, or set "
+                "[sources.civil] dsn in a gridhub.toml to a reachable PostgreSQL."
+            )
+        else:
+            civil = stack.enter_context(CivilDatabase())
+            civil.load(county.jzdx_rows)
+            civil_dsn = civil.dsn
+            console.print(
+                f"civil-affairs simulator: PostgreSQL database {civil.name} with "
+                f"{len(county.jzdx_rows)} jzdx rows"
+            )
+        config = write_config(directory, police.dsn, civil_dsn)
         started = time.monotonic()
         status = run_hub_until_caught_up(config)
         run.seconds = time.monotonic() - started
@@ -164,6 +202,7 @@ def _report(run: DemoRun, config: Path, console: Console) -> None:
     truth = run.county.truth_police()
     summary = Table("what", "count", title=f"caught up in {run.seconds:.1f} s")
     summary.add_row("syrk rows in the police simulator", str(len(run.county.syrk_rows)))
+    summary.add_row("jzdx rows in the civil simulator", str(len(run.county.jzdx_rows)))
     summary.add_row("expected residents (generator truth)", str(len(truth.residents)))
     for name, count in run.counts.items():
         summary.add_row(f"grid.{name}", str(count))

@@ -15,9 +15,10 @@ from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
 from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.source import Source
+from gridhub.connectors.civil_affairs.source import CivilSource
 from gridhub.connectors.public_security.source import PoliceSource
 from gridhub.logs import get_logger
-from gridhub.topics import SOURCE_ENTITIES, Topics
+from gridhub.topics import Topics
 
 log = get_logger("ingest")
 
@@ -33,23 +34,52 @@ class Ingest:
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
-        store = FileCheckpointStore(settings.data_dir / "checkpoints")
+        self._store = FileCheckpointStore(settings.data_dir / "checkpoints")
+        self._bootstrap = bootstrap
+        self._topics = topics
         # On the embedded broker a batch is safe only once stored in ClickHouse.
         ack_on_publish = not settings.kafka.embedded
         police = settings.sources.police
         if police is not None:
-            checkpoints = {e: Checkpoint(store, "police", e) for e in SOURCE_ENTITIES["police"]}
-            self.checkpoints.update({("police", e): c for e, c in checkpoints.items()})
-            publisher = EnvelopePublisher(bootstrap, topics, client_id="gridhub-police")
             self.sources.append(
-                PoliceSource(police, publisher, checkpoints, ack_on_publish=ack_on_publish)
+                PoliceSource(
+                    police,
+                    self._publisher("police"),
+                    self._checkpoints("police", ("syrk", "jq")),
+                    ack_on_publish=ack_on_publish,
+                )
             )
+        civil = settings.sources.civil
+        if civil is not None:
+            self.sources.append(
+                CivilSource(
+                    civil,
+                    self._publisher("civil"),
+                    self._checkpoints("civil", ("jzdx",)),
+                    ack_on_publish=ack_on_publish,
+                )
+            )
+            if civil.roster_dir is not None:
+                log.warning(
+                    "sources.civil.roster_dir is set but the roster connector is not built "
+                    "yet; rosters are not read",
+                    roster_dir=str(civil.roster_dir),
+                )
         for name in settings.sources.configured():
-            if name != "police":
+            if name not in ("police", "civil"):
                 log.warning(
                     "source configured but its connector is not built yet; not pulled",
                     source=name,
                 )
+
+    def _publisher(self, source: str) -> EnvelopePublisher:
+        return EnvelopePublisher(self._bootstrap, self._topics, client_id=f"gridhub-{source}")
+
+    def _checkpoints(self, source: str, entities: tuple[str, ...]) -> dict[str, Checkpoint]:
+        """The checkpoints of one source's entities, registered for acknowledgements."""
+        checkpoints = {e: Checkpoint(self._store, source, e) for e in entities}
+        self.checkpoints.update({(source, e): c for e, c in checkpoints.items()})
+        return checkpoints
 
     def start(self) -> None:
         """One thread per source; a failing source never stops another."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gridhub.streams.normalize import (
@@ -117,10 +117,55 @@ def _jq_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> 
     }
 
 
+def _jzdx_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
+    """A ``jzdx`` row (assistance recipient) as a PersonEvent dict.
+
+    Its phone is a timed observation (``updated_at``); its address is the
+    family address in the civil community ``sqdm``. A soft-deleted row still
+    travels (it is a new version of the record) with ``deleted = 1``, and
+    the merge makes it contribute nothing.
+    """
+    id18 = normalize_id_number(data["sfzh"]).value
+    assert id18 is not None and resident_key  # the routing stage dead-lettered the others
+    event_time = data["updated_at"].astimezone(UTC)
+    phone = normalize_phone(data["lxdh"]).value
+    community = (data["sqdm"] or "").strip()
+    return {
+        "source": "civil",
+        "entity": "jzdx",
+        "source_key": str(data["id"]),
+        "event_time": event_time,
+        "ingested_at": now,
+        "resident_key": resident_key,
+        "id_number": id18,
+        "link_rule": "id_number",
+        "name": normalize_name(data["xm"]),
+        "gender": None,  # jzdx carries none; the merge reads it from the ID number
+        "birth_date": None,
+        "phone": phone,
+        "phone_time": event_time if phone else None,
+        "address": (data["jtzz"] or "").strip() or None,
+        "address_id": None,
+        "area_system": "civil" if community else None,
+        "area_code": community or None,
+        "lng": None,
+        "lat": None,
+        "attributes": {
+            "assistance_type": data["jzlx"],
+            "deleted": "1" if data["deleted"] else "0",
+            "start": data["ksrq"].isoformat(),
+            "end": data["jsrq"].isoformat() if data["jsrq"] else "",
+            "amount": str(data["bzje"]),
+        },
+        "payload": payload_json(data),
+    }
+
+
 Mapper = Callable[[dict[str, Any], str | None, datetime], dict[str, Any]]
 
 MAPPERS: dict[tuple[str, str], Mapper] = {
     ("police", "syrk"): _syrk_event,
     ("police", "jq"): _jq_event,
+    ("civil", "jzdx"): _jzdx_event,
 }
 """Source entities that become person events."""

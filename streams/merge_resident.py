@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gridhub.streams.normalize import birth_date_from_id, gender_from_id
+from gridhub.streams.normalize import CHINA_TZ, birth_date_from_id, gender_from_id
 from gridhub.streams.placement import Placement, Placer, placed
 from rocksdict import Rdict, WriteBatch
 
@@ -183,8 +183,12 @@ class MergeContext:
 def build_resident(
     resident_key: str, state: ResidentState, ctx: MergeContext, now: datetime, version: int
 ) -> dict[str, Any]:
-    """The merged ResidentRecord of one resident (survivorship per field)."""
-    contributions = list(state.contributions.values())
+    """The merged ResidentRecord of one resident (survivorship per field).
+
+    A soft-deleted civil record was entered in error and contributes nothing
+    (identity.md): no field, no source, no assistance.
+    """
+    contributions = [c for c in state.contributions.values() if not _withdrawn(c)]
     fields: dict[str, str] = {}
     identity = _by_preference(contributions, ctx.policy["identity"])
     id_number = next((c["id_number"] for c in contributions if c.get("id_number")), None)
@@ -236,7 +240,7 @@ def build_resident(
         "is_party_member": False,
         "party_branch": "",
         "double_report_community": None,
-        "assistance": [],
+        "assistance": _assistance(contributions, now),
         "hotline_tickets": 0,
         "hotline_open": 0,
         "incidents": sum(1 for c in contributions if c["entity"] == "jq"),
@@ -257,6 +261,25 @@ def _phone(contributions: list[Contribution], ctx: MergeContext, fields: dict[st
         return best["phone"]
     value, _ = _winner(_by_preference(contributions, ctx.policy["phone_untimed"]), "phone", fields)
     return value
+
+
+def _withdrawn(c: Contribution) -> bool:
+    """A soft-deleted civil record (``jzdx.deleted``)."""
+    return bool(c["source"] == "civil" and c.get("attributes", {}).get("deleted") == "1")
+
+
+def _assistance(contributions: list[Contribution], now: datetime) -> list[str]:
+    """Current assistance (outputs.md): every ``jzdx`` type not ended (``jsrq`` empty or
+    after today, China time). Evaluated when the resident is computed."""
+    today = now.astimezone(CHINA_TZ).date().isoformat()
+    return sorted(
+        {
+            c["attributes"]["assistance_type"]
+            for c in contributions
+            if c["entity"] == "jzdx"
+            and (not c["attributes"].get("end") or c["attributes"]["end"] > today)
+        }
+    )
 
 
 UNLINKED_WHY = "无有效身份证号且无唯一手机号 (no valid ID number and no unique phone)"

@@ -1,11 +1,11 @@
-"""Police rows as the database returns them, shared by the stage tests.
+"""Source rows as the databases return them (police, civil), shared by the stage tests.
 
 Each test module derives what it needs with ``{**SYRK_ROW, "field": value}``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,4 +38,20 @@ JQ_ROW: dict[str, Any] = {
     "bjrsfzh": None,
     "jqzt": "已处警",
     "gxsj": datetime(2026, 10, 22, 21, 40, 0),
+}
+JZDX_ROW: dict[str, Any] = {
+    "id": 41,
+    "sfzh": "32072319650101123X",
+    "xm": "王芳",
+    "jzlx": "低保",
+    "jtrk": 3,
+    "bzje": Decimal("650.00"),
+    "ksrq": date(2025, 1, 1),
+    "jsrq": None,
+    "sqdm": "320723100001",
+    "jtzz": "灌云县伊山镇幸福路18号幸福家园3栋2单元302室",
+    "lxdh": "13800001111",
+    "hzsfzh": None,
+    "deleted": False,
+    "updated_at": datetime(2026, 10, 23, 2, 0, 0, 123456, tzinfo=UTC),
 }

@@ -20,7 +20,7 @@ from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partitio
 from gridhub.streams.normalize import IdReason
 from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
 
-from tests.cases.police_rows import JQ_ROW, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, SYRK_ROW
 
 SECRET = b"county-320723-test-pseudonym-key"
 KEYER = ResidentKeyer(SECRET)
@@ -247,3 +247,45 @@ def test_payload_json_writes_values_as_the_database_prints_them() -> None:
     text = payload_json(record)
     assert "王芳" in text  # readable, not \u-escaped
     assert json.loads(text) == {"xm": "王芳", "gxsj": "2026-10-22 09:30:05", "jd": "119.21"}
+
+
+# --- civil affairs: jzdx ----------------------------------------------------------------
+
+
+def jzdx_bytes(**changes: Any) -> bytes:
+    return encode_dict("JzdxRow", {**JZDX_ROW, **changes})
+
+
+def test_a_jzdx_row_becomes_a_person_event_of_its_recipient() -> None:
+    batch = route("civil", "jzdx", [jzdx_bytes()], KEYER, PARTITIONS)
+    assert batch.dead_letters == []
+    ((records, keys),) = batch.routed.values()
+    assert keys == [KEYER.for_id(ID18)]  # the same resident as the police row of this ID
+    data = decode_record("jzdx", records[0])
+    event = MAPPERS[("civil", "jzdx")](data, keys[0], NOW)
+    PersonEvent.model_validate(event)
+    encode_dict("PersonEvent", event)
+    assert (event["source"], event["entity"], event["source_key"]) == ("civil", "jzdx", "41")
+    assert event["event_time"] == JZDX_ROW["updated_at"]
+    assert event["phone"] == "13800001111"
+    assert event["phone_time"] == event["event_time"]  # a timed observation (identity.md)
+    assert (event["area_system"], event["area_code"]) == ("civil", "320723100001")
+    assert event["attributes"] == {
+        "assistance_type": "低保",
+        "deleted": "0",
+        "start": "2025-01-01",
+        "end": "",
+        "amount": "650.00",
+    }
+    assert json.loads(event["payload"])["bzje"] == "650.00"
+
+
+def test_a_jzdx_row_without_a_valid_id_is_a_dead_letter_and_a_deleted_one_travels() -> None:
+    batch = route("civil", "jzdx", [jzdx_bytes(sfzh="3.20723E+17")], KEYER, PARTITIONS)
+    (letter,) = [decode(raw)[1] for raw in batch.dead_letters]
+    assert (letter["entity"], letter["source_key"]) == ("jzdx", "41")
+    assert letter["reason"]
+    deleted = route("civil", "jzdx", [jzdx_bytes(deleted=True)], KEYER, PARTITIONS)
+    ((records, keys),) = deleted.routed.values()
+    event = MAPPERS[("civil", "jzdx")](decode_record("jzdx", records[0]), keys[0], NOW)
+    assert event["attributes"]["deleted"] == "1"

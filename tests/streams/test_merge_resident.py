@@ -22,7 +22,7 @@ from gridhub.streams.merge_resident import (
 from gridhub.streams.placement import place
 
 from gridhub.reference import load_reference
-from tests.cases.police_rows import JQ_ROW, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, SYRK_ROW
 
 REFERENCE = Path(__file__).resolve().parent.parent / "cases" / "reference"
 REF = load_reference(REFERENCE)
@@ -341,3 +341,36 @@ def test_the_merge_keeps_the_placement_the_normaliser_found() -> None:
     )
     # an event that was never placed is placed by the merge from its evidence
     assert resident_of(syrk())["placement"] == "address_id"
+
+
+# --- civil affairs ------------------------------------------------------------------------
+
+
+def jzdx(**changes: Any) -> dict[str, Any]:
+    """The canonical event of a jzdx row of WANG (the row with ``changes``)."""
+    return MAPPERS[("civil", "jzdx")]({**JZDX_ROW, **changes}, KEYER.for_id(WANG_ID), NOW)
+
+
+def test_civil_assistance_joins_the_police_resident() -> None:
+    later = JZDX_ROW["updated_at"]  # after the police gxsj: its phone is the newest
+    resident = resident_of(
+        syrk(),
+        jzdx(),
+        jzdx(id=42, jzlx="临时救助", jsrq=date(2026, 1, 31)),  # ended before NOW
+        jzdx(id=43, jzlx="特困", jsrq=date(2027, 1, 1)),  # ends after NOW: current
+    )
+    assert resident["sources"] == ["civil", "police"]
+    assert resident["assistance"] == ["低保", "特困"]
+    assert resident["phone"] == "13800001111"
+    assert resident["field_sources"]["phone"] == f"civil@{later.isoformat()}"
+    assert resident["address"] == SYRK["jzdz"].strip()  # police wins the address
+    assert resident["name"] == "王芳"
+
+
+def test_a_soft_deleted_jzdx_row_contributes_nothing() -> None:
+    resident = resident_of(syrk(), jzdx(deleted=True, lxdh="13999999999"))
+    assert resident["sources"] == ["police"]
+    assert resident["assistance"] == []
+    assert resident["phone"] != "13999999999"
+    undone = resident_of(syrk(), jzdx(), jzdx(deleted=True))  # the same record, deleted later
+    assert undone["assistance"] == []

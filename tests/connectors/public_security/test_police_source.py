@@ -30,7 +30,7 @@ import pymysql
 import pytest
 from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
 from gridhub.connectors.base.publisher import EnvelopePublisher
-from gridhub.connectors.public_security.checkpoint import TIME_FORMAT, row_digest
+from gridhub.connectors.base.table_window import TIME_FORMAT, row_digest
 from gridhub.connectors.public_security.client import PoliceClient
 from gridhub.connectors.public_security.source import PoliceSource
 from gridhub.schemas.serde import decode

@@ -1,13 +1,13 @@
-"""TableWindow and row_digest: the police connector's position, without a database."""
+"""TableWindow and row_digest: a polled table's position, without a database."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from gridhub.connectors.public_security.checkpoint import TableWindow, row_digest
+from gridhub.connectors.base.table_window import TableWindow, row_digest
 
 T = datetime(2025, 6, 1, 9, 30, 0)
 
@@ -131,3 +131,19 @@ def test_row_digest_tells_null_from_empty() -> None:
     digest tells the two versions apart."""
     assert row_digest(row(lxdh=None)) != row_digest(row(lxdh=""))
     assert row_digest(row(hjdz=None, dzbm="")) != row_digest(row(hjdz="", dzbm=None))
+
+
+def test_microsecond_stamps_keep_their_order_and_survive_the_position() -> None:
+    """PostgreSQL ``updated_at`` (civil): ISO 8601 with microseconds, UTC."""
+    t0 = datetime(2026, 10, 23, 2, 0, 0, 999_999, tzinfo=UTC)
+    window = TableWindow(None, 30, time_format=None)
+    assert window.accept("41", t0, "d1")
+    assert window.accept("41", t0 + timedelta(microseconds=1), "d1")  # a new version
+    assert not window.accept("41", t0 + timedelta(microseconds=1), "d1")
+    window.advance(t0 + timedelta(seconds=31))
+    assert window.low == t0 + timedelta(seconds=1)
+    assert window.seen == {}  # both versions are older than low now
+    window.accept("42", t0 + timedelta(seconds=5), "d2")
+    again = TableWindow(json.loads(json.dumps(window.position())), 30, time_format=None)
+    assert again.low == window.low and again.seen == window.seen
+    assert not again.accept("42", t0 + timedelta(seconds=5), "d2")
