@@ -143,6 +143,17 @@ class PartySourceConfig(_Section):
     base_url: str
     token: SecretStr
     """Bearer token; write ``env:PARTY_TOKEN``."""
+    poll_seconds: float = Field(default=5.0, gt=0)
+    """Pause between pulls once caught up."""
+    page_size: int = Field(default=500, ge=1, le=500)
+    """``limit`` of each page (the API allows 1..500)."""
+    max_requests_per_second: float = Field(default=10.0, gt=0, le=20)
+    """This hub's own limit, below the API's 20 per token."""
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    """A request slower than this is abandoned and retried (the API can take 30 s)."""
+    lookback_seconds: float = Field(default=0.0, ge=0)
+    """How far before the newest ``updatedAt`` each pull starts again (``updated_since`` is
+    inclusive, so 0 already reads the boundary again)."""
 
 
 class _PolledTables(_Section):

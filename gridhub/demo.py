@@ -1,8 +1,9 @@
 """``gridhub demo``: the whole hub on this machine, with a synthetic county.
 
 Generates a county, serves its data from the simulators (the police tables
-in the local MariaDB, the civil-affairs table in the local PostgreSQL), writes
-a ``gridhub.toml`` pointing at them, runs the
+in the local MariaDB, the civil-affairs table in the local PostgreSQL, the
+party-building API on loopback), writes a ``gridhub.toml`` pointing at them,
+runs the
 hub on the embedded broker and store until it has caught up, then prints a
 summary and three example queries with their answers. The simulated
 databases are dropped at the end; the store stays in ``<dir>/data`` for
@@ -30,7 +31,8 @@ EXAMPLE_QUERIES = (
         "Residents per community (居民数 by 社区)",
         "SELECT community_code, count() AS residents, "
         "countIf(population_type = '流动') AS floating, "
-        "countIf(notEmpty(assistance)) AS assisted FROM grid.resident FINAL "
+        "countIf(notEmpty(assistance)) AS assisted, "
+        "countIf(is_party_member) AS party_members FROM grid.resident FINAL "
         "GROUP BY community_code ORDER BY residents DESC LIMIT 5",
     ),
     (
@@ -44,6 +46,9 @@ EXAMPLE_QUERIES = (
         "GROUP BY source, entity, reason ORDER BY records DESC",
     ),
 )
+
+
+DEMO_PARTY_TOKEN = "gridhub-demo-party-token"
 
 
 def police_database_available() -> str | None:
@@ -72,7 +77,12 @@ def civil_database_available() -> str | None:
     return None
 
 
-def write_config(directory: Path, police_dsn: str | None, civil_dsn: str | None = None) -> Path:
+def write_config(
+    directory: Path,
+    police_dsn: str | None,
+    civil_dsn: str | None = None,
+    party_url: str | None = None,
+) -> Path:
     """The demo's ``gridhub.toml``."""
     lines = [
         "# written by `gridhub demo`",
@@ -91,6 +101,13 @@ def write_config(directory: Path, police_dsn: str | None, civil_dsn: str | None 
         lines += ["[sources.police]", f'dsn = "{police_dsn}"', "poll_seconds = 1.0"]
     if civil_dsn:
         lines += ["[sources.civil]", f'dsn = "{civil_dsn}"', "poll_seconds = 1.0"]
+    if party_url:
+        lines += [
+            "[sources.party]",
+            f'base_url = "{party_url}"',
+            f'token = "{DEMO_PARTY_TOKEN}"  # the simulator\'s; a deployment writes env:VAR',
+            "poll_seconds = 1.0",
+        ]
     path = directory / "gridhub.toml"
     path.write_text("\n".join(lines) + "\n", "utf-8")
     return path
@@ -139,6 +156,7 @@ def run_hub_until_caught_up(config: Path, *, timeout: float = 600.0) -> dict[str
 def run_demo(directory: Path, *, residents: int, seed: int, console: Console) -> DemoRun:
     """Generate, serve, run, report."""
     from gridhub.simulators.civil_db import CivilDatabase
+    from gridhub.simulators.party_api import PartyApiServer
     from gridhub.simulators.police_db import PoliceDatabase
 
     if directory.exists():
@@ -159,7 +177,7 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
         write_config(directory, None)
         return run
     console.print(
-        "[dim]not pulled yet: party-building, 12345 hotline and the civil-affairs rosters "
+        "[dim]not pulled yet: party activities, the 12345 hotline and the civil-affairs rosters "
         "(their connectors are the next step; see README)[/dim]"
     )
     with contextlib.ExitStack() as stack:
@@ -185,7 +203,14 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
                 f"civil-affairs simulator: PostgreSQL database {civil.name} with "
                 f"{len(county.jzdx_rows)} jzdx rows"
             )
-        config = write_config(directory, police.dsn, civil_dsn)
+        party = stack.enter_context(
+            PartyApiServer(county.party_members, county.party_activities, DEMO_PARTY_TOKEN)
+        )
+        console.print(
+            f"party-building simulator: REST API at {party.base_url} with "
+            f"{len(county.party_members)} members"
+        )
+        config = write_config(directory, police.dsn, civil_dsn, party.base_url)
         started = time.monotonic()
         status = run_hub_until_caught_up(config)
         run.seconds = time.monotonic() - started
@@ -203,6 +228,7 @@ def _report(run: DemoRun, config: Path, console: Console) -> None:
     summary = Table("what", "count", title=f"caught up in {run.seconds:.1f} s")
     summary.add_row("syrk rows in the police simulator", str(len(run.county.syrk_rows)))
     summary.add_row("jzdx rows in the civil simulator", str(len(run.county.jzdx_rows)))
+    summary.add_row("members in the party simulator", str(len(run.county.party_members)))
     summary.add_row("expected residents (generator truth)", str(len(truth.residents)))
     for name, count in run.counts.items():
         summary.add_row(f"grid.{name}", str(count))

@@ -16,6 +16,7 @@ from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
 from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.source import Source
 from gridhub.connectors.civil_affairs.source import CivilSource
+from gridhub.connectors.party_building.source import PartySource
 from gridhub.connectors.public_security.source import PoliceSource
 from gridhub.logs import get_logger
 from gridhub.topics import Topics
@@ -49,6 +50,18 @@ class Ingest:
                     ack_on_publish=ack_on_publish,
                 )
             )
+        party = settings.sources.party
+        if party is not None:
+            # activities count for grid.area, which the merge does not build yet
+            self.sources.append(
+                PartySource(
+                    party,
+                    self._publisher("party"),
+                    self._checkpoints("party", ("members",)),
+                    ack_on_publish=ack_on_publish,
+                    entities=("members",),
+                )
+            )
         civil = settings.sources.civil
         if civil is not None:
             self.sources.append(
@@ -66,7 +79,7 @@ class Ingest:
                     roster_dir=str(civil.roster_dir),
                 )
         for name in settings.sources.configured():
-            if name not in ("police", "civil"):
+            if name not in ("police", "civil", "party"):
                 log.warning(
                     "source configured but its connector is not built yet; not pulled",
                     source=name,
@@ -100,6 +113,7 @@ class Ingest:
             thread.join(timeout=10)
         self.threads.clear()
         for source in self.sources:
+            source.close()
             source.publisher.close()
         self.sources.clear()
 

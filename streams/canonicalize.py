@@ -161,11 +161,55 @@ def _jzdx_event(data: dict[str, Any], resident_key: str | None, now: datetime) -
     }
 
 
+def _member_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
+    """A party member as a PersonEvent dict.
+
+    The member's mobile is a timed observation (``updatedAt``); the residence
+    address is free text in the member's party grid (``partyGridCode``,
+    crosswalked). Membership facts travel as attributes for the merge.
+    """
+    id18 = normalize_id_number(data["idCard"]).value
+    assert id18 is not None and resident_key  # the routing stage dead-lettered the others
+    event_time = data["updatedAt"].astimezone(UTC)
+    phone = normalize_phone(data["mobile"]).value
+    grid = (data["partyGridCode"] or "").strip()
+    return {
+        "source": "party",
+        "entity": "members",
+        "source_key": data["memberId"],
+        "event_time": event_time,
+        "ingested_at": now,
+        "resident_key": resident_key,
+        "id_number": id18,
+        "link_rule": "id_number",
+        "name": normalize_name(data["name"]),
+        "gender": data["gender"],
+        "birth_date": data["birthDate"],
+        "phone": phone,
+        "phone_time": event_time if phone else None,
+        "address": (data["residenceAddress"] or "").strip() or None,
+        "address_id": None,
+        "area_system": "party" if grid else None,
+        "area_code": grid or None,
+        "lng": None,
+        "lat": None,
+        "attributes": {
+            "status": data["status"],
+            "member_type": data["memberType"],
+            "branch_code": data["branchCode"],
+            "branch_name": data["branchName"],
+            "report_community": (data["reportCommunityCode"] or "").strip(),
+        },
+        "payload": payload_json(data),
+    }
+
+
 Mapper = Callable[[dict[str, Any], str | None, datetime], dict[str, Any]]
 
 MAPPERS: dict[tuple[str, str], Mapper] = {
     ("police", "syrk"): _syrk_event,
     ("police", "jq"): _jq_event,
     ("civil", "jzdx"): _jzdx_event,
+    ("party", "members"): _member_event,
 }
 """Source entities that become person events."""

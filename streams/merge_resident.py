@@ -237,9 +237,7 @@ def build_resident(
         "placement": placement.method,
         "population_type": facts.get("population_type", ""),
         "deregistered": facts.get("deregistered") == "1",
-        "is_party_member": False,
-        "party_branch": "",
-        "double_report_community": None,
+        **_membership(contributions, fields),
         "assistance": _assistance(contributions, now),
         "hotline_tickets": 0,
         "hotline_open": 0,
@@ -261,6 +259,24 @@ def _phone(contributions: list[Contribution], ctx: MergeContext, fields: dict[st
         return best["phone"]
     value, _ = _winner(_by_preference(contributions, ctx.policy["phone_untimed"]), "phone", fields)
     return value
+
+
+def _membership(contributions: list[Contribution], fields: dict[str, str]) -> dict[str, Any]:
+    """Party membership, branch and 双报到 from the newest party member record (an
+    active member is ``在册``; identity.md: party-building wins these fields)."""
+    members = [c for c in contributions if c["entity"] == "members"]
+    if not members:
+        return {"is_party_member": False, "party_branch": "", "double_report_community": None}
+    newest = max(members, key=lambda c: c["event_time"])
+    facts = newest["attributes"]
+    active = facts.get("status") == "在册"
+    for name in ("is_party_member", "party_branch", "double_report_community"):
+        fields[name] = _stamp(newest)
+    return {
+        "is_party_member": active,
+        "party_branch": facts.get("branch_name", "") if active else "",
+        "double_report_community": (facts.get("report_community") or None) if active else None,
+    }
 
 
 def _withdrawn(c: Contribution) -> bool:

@@ -26,10 +26,10 @@ from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.normalize import normalize_id_number
 from pydantic import ValidationError
 
-SCHEMA_OF = {"syrk": "SyrkRow", "jq": "JqRow", "jzdx": "JzdxRow"}
+SCHEMA_OF = {"syrk": "SyrkRow", "jq": "JqRow", "jzdx": "JzdxRow", "members": "PartyMember"}
 """Entities this stage accepts, and the model each is validated with."""
-KEY_COLUMN = {"syrk": "rkbh", "jq": "jqbh", "jzdx": "id"}
-PERSON_ID = {"syrk": "gmsfhm", "jzdx": "sfzh"}
+KEY_COLUMN = {"syrk": "rkbh", "jq": "jqbh", "jzdx": "id", "members": "memberId"}
+PERSON_ID = {"syrk": "gmsfhm", "jzdx": "sfzh", "members": "idCard"}
 """Person records: without a valid ID number they are dead letters (identity.md)."""
 EVIDENCE_ID = {"jq": "bjrsfzh"}
 """Records that link by ID when they carry a valid one and wait unlinked otherwise."""

@@ -83,6 +83,9 @@ class Source(ABC):
     def rewind(self) -> None:
         """Forget the in-memory position and resume from the committed checkpoint."""
 
+    def close(self) -> None:  # noqa: B027 (a hook: most sources hold nothing to release)
+        """Release the source's connections once its loop has stopped."""
+
     def emit(self, entity: str, records: list[bytes], position: Position) -> None:
         """Publish one batch and register its position with the checkpoint."""
         checkpoint = self.checkpoints[entity]

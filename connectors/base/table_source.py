@@ -93,6 +93,10 @@ class TableSource(Source):
     def floor(self) -> datetime:
         """A stamp older than any row (where a fresh window starts)."""
 
+    def close(self) -> None:
+        """Drop the database connection."""
+        self.client.close()
+
     def rewind(self) -> None:
         """Resume every table from its committed position."""
         self.client.close()

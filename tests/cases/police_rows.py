@@ -55,3 +55,20 @@ JZDX_ROW: dict[str, Any] = {
     "deleted": False,
     "updated_at": datetime(2026, 10, 23, 2, 0, 0, 123456, tzinfo=UTC),
 }
+MEMBER: dict[str, Any] = {
+    "memberId": "M0012345",
+    "idCard": " 32072319650101123x ",
+    "name": "王　芳",
+    "gender": "女",
+    "birthDate": date(1965, 1, 1),
+    "mobile": "+86-139-1234-0000",
+    "branchCode": "DZB-001",
+    "branchName": "幸福社区第一党支部",
+    "partyGridCode": "DJ-320723100001-02",
+    "memberType": "正式党员",
+    "joinDate": date(1990, 7, 1),
+    "status": "在册",
+    "reportCommunityCode": "320723100002",
+    "residenceAddress": "幸福路18号",
+    "updatedAt": datetime(2026, 10, 24, 1, 0, 0, tzinfo=UTC),
+}

@@ -20,7 +20,7 @@ from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partitio
 from gridhub.streams.normalize import IdReason
 from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
 
-from tests.cases.police_rows import JQ_ROW, JZDX_ROW, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW
 
 SECRET = b"county-320723-test-pseudonym-key"
 KEYER = ResidentKeyer(SECRET)
@@ -289,3 +289,24 @@ def test_a_jzdx_row_without_a_valid_id_is_a_dead_letter_and_a_deleted_one_travel
     ((records, keys),) = deleted.routed.values()
     event = MAPPERS[("civil", "jzdx")](decode_record("jzdx", records[0]), keys[0], NOW)
     assert event["attributes"]["deleted"] == "1"
+
+
+# --- party building: members ------------------------------------------------------------
+
+
+def test_a_party_member_becomes_a_person_event_of_the_same_resident() -> None:
+    batch = route("party", "members", [encode_dict("PartyMember", MEMBER)], KEYER, PARTITIONS)
+    ((records, keys),) = batch.routed.values()
+    assert keys == [KEYER.for_id(ID18)]  # spaces and a lower-case x: the same person
+    event = MAPPERS[("party", "members")](decode_record("members", records[0]), keys[0], NOW)
+    PersonEvent.model_validate(event)
+    encode_dict("PersonEvent", event)
+    assert (event["name"], event["gender"], event["phone"]) == ("王芳", "女", "13912340000")
+    assert (event["area_system"], event["area_code"]) == ("party", "DJ-320723100001-02")
+    assert event["attributes"]["status"] == "在册"
+    assert event["attributes"]["report_community"] == "320723100002"
+    json_member = json.dumps({**MEMBER, "gender": "X"}, default=str).encode()
+    refused = route("party", "members", [json_member], KEYER, PARTITIONS)
+    (letter,) = [decode(raw)[1] for raw in refused.dead_letters]
+    assert "gender" in letter["reason"]
+    assert letter["source_key"] == "M0012345"

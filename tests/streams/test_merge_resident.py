@@ -22,7 +22,7 @@ from gridhub.streams.merge_resident import (
 from gridhub.streams.placement import place
 
 from gridhub.reference import load_reference
-from tests.cases.police_rows import JQ_ROW, JZDX_ROW, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW
 
 REFERENCE = Path(__file__).resolve().parent.parent / "cases" / "reference"
 REF = load_reference(REFERENCE)
@@ -374,3 +374,28 @@ def test_a_soft_deleted_jzdx_row_contributes_nothing() -> None:
     assert resident["phone"] != "13999999999"
     undone = resident_of(syrk(), jzdx(), jzdx(deleted=True))  # the same record, deleted later
     assert undone["assistance"] == []
+
+
+# --- party building -----------------------------------------------------------------------
+
+
+def member(**changes: Any) -> dict[str, Any]:
+    return MAPPERS[("party", "members")]({**MEMBER, **changes}, KEYER.for_id(WANG_ID), NOW)
+
+
+def test_an_active_member_brings_membership_branch_and_double_report() -> None:
+    resident = resident_of(syrk(), member())
+    assert resident["sources"] == ["party", "police"]
+    assert resident["is_party_member"] is True
+    assert resident["party_branch"] == "幸福社区第一党支部"
+    assert resident["double_report_community"] == "320723100002"
+    assert resident["address"] == SYRK["jzdz"].strip()  # police still wins the address
+    assert resident["phone"] == "13912340000"  # the member record is the newest observation
+
+
+def test_a_member_transferred_out_is_no_longer_a_member() -> None:
+    later = MEMBER["updatedAt"] + timedelta(days=1)
+    resident = resident_of(syrk(), member(), member(status="转出", updatedAt=later))
+    assert resident["is_party_member"] is False
+    assert (resident["party_branch"], resident["double_report_community"]) == ("", None)
+    assert resident["sources"] == ["party", "police"]  # the party system still knows them

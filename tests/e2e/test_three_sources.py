@@ -1,0 +1,111 @@
+"""Police, civil affairs and party building together: one resident per person.
+
+`gridhub run` pulls the MariaDB and PostgreSQL simulators and the party API of
+one county; the store must hold one row per resident with the civil and party
+facts merged in, as identity.md and outputs.md define them (soft-deleted rows
+contribute nothing; only assistance not ended counts; an active member is
+在册).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from gridhub.simulators.civil_db import CivilDatabase
+from gridhub.simulators.county import County
+from gridhub.simulators.party_api import PartyApiServer
+from gridhub.simulators.police_db import PoliceDatabase
+from gridhub.streams.normalize import CHINA_TZ, normalize_id_number
+
+from gridhub.demo import DEMO_PARTY_TOKEN, write_config
+from tests.e2e.conftest import HubProcess, open_store
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def civil(county: County) -> Iterator[CivilDatabase]:
+    with CivilDatabase() as database:
+        database.load(county.jzdx_rows)
+        yield database
+
+
+def expected_assistance(county: County) -> dict[str, set[str]]:
+    """Per 18-character ID: the jzdx types current today, from the generator's rows."""
+    today = datetime.now(CHINA_TZ).date()
+    current: dict[str, set[str]] = defaultdict(set)
+    for row in county.jzdx_rows:
+        id18 = normalize_id_number(row["sfzh"]).value
+        if id18 is None or row["deleted"]:
+            continue
+        current[id18]  # a live row makes the person a civil-affairs resident
+        if row["jsrq"] is None or row["jsrq"] > today:
+            current[id18].add(row["jzlx"])
+    return current
+
+
+def expected_members(county: County) -> dict[str, tuple[bool, str]]:
+    """Per 18-character ID: (active member, branch name) from the generator's members."""
+    out = {}
+    for member in county.party_members:
+        id18 = normalize_id_number(member["idCard"]).value
+        if id18 is not None:
+            active = member["status"] == "在册"
+            out[id18] = (active, member["branchName"] if active else "")
+    return out
+
+
+def test_civil_and_party_records_join_the_police_residents(
+    tmp_path: Path, county: County, police: PoliceDatabase, civil: CivilDatabase
+) -> None:
+    county.write_reference(tmp_path / "reference")
+    members, activities = county.party_members, county.party_activities
+    with PartyApiServer(members, activities, DEMO_PARTY_TOKEN) as party:
+        hub = HubProcess(write_config(tmp_path, police.dsn, civil.dsn, party.base_url))
+        try:
+            hub.start()
+            status = hub.wait_caught_up()
+            assert status["sources"]["civil"]["records"] == len(county.jzdx_rows)
+            assert status["sources"]["party"]["records"] == len(members)
+            assert hub.stop(signal.SIGTERM) == 0
+        finally:
+            hub.kill()
+    expected = expected_assistance(county)
+    assert expected and any(expected.values())
+    with closing(open_store(tmp_path)) as client:
+        rows = client.query(
+            "SELECT id_number, assistance, sources FROM grid.resident FINAL "
+            "WHERE has(sources, 'civil')"
+        ).result_rows
+        stored = {id_number: (set(assistance), sources) for id_number, assistance, sources in rows}
+        assert {i: a for i, (a, _) in stored.items()} == dict(expected)
+        police_ids = set(county.truth_police().residents)
+        member_ids = set(expected_members(county))
+        for id_number, (_, sources) in stored.items():
+            known = {"civil"}
+            if id_number in police_ids:
+                known.add("police")
+            if id_number in member_ids:
+                known.add("party")
+            assert sources == sorted(known), id_number
+        events = dict(
+            client.query(
+                "SELECT source, count() FROM grid.events FINAL GROUP BY source"
+            ).result_rows
+        )
+        assert events["civil"] == len(county.jzdx_rows)
+        membership = client.query(
+            "SELECT id_number, is_party_member, party_branch FROM grid.resident FINAL "
+            "WHERE has(sources, 'party')"
+        ).result_rows
+        assert {i: (m, b) for i, m, b in membership} == expected_members(county)
+        dead = client.query(
+            "SELECT count() FROM grid.dead_letters FINAL WHERE source = 'party'"
+        ).result_rows[0][0]
+        assert events["party"] + dead == len(members)
