@@ -156,7 +156,7 @@ class PartySourceConfig(_Section):
     inclusive, so 0 already reads the boundary again)."""
 
 
-class _PolledTables(_Section):
+class PolledTablesConfig(_Section):
     """What every source read from database tables by their update stamp shares."""
 
     poll_seconds: float = Field(default=2.0, gt=0)
@@ -168,14 +168,14 @@ class _PolledTables(_Section):
     """Rows per query page and per published batch."""
 
 
-class PoliceSourceConfig(_PolledTables):
+class PoliceSourceConfig(PolledTablesConfig):
     """``[sources.police]``: the public-security MySQL/MariaDB database."""
 
     dsn: SecretStr
     """``mysql://reader:env:POLICE_PW@host:3306/ga_rkxx``."""
 
 
-class CivilSourceConfig(_PolledTables):
+class CivilSourceConfig(PolledTablesConfig):
     """``[sources.civil]``: the civil-affairs PostgreSQL table and roster folder."""
 
     dsn: SecretStr

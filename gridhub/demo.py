@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,30 +52,35 @@ EXAMPLE_QUERIES = (
 DEMO_PARTY_TOKEN = "gridhub-demo-party-token"
 
 
+def _answers(connect: Callable[[], Any]) -> str | None:
+    """None when ``connect()`` opens a connection (closed again), else why not."""
+    try:
+        connect().close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def police_database_available() -> str | None:
     """None when the local MariaDB answers, else why not."""
     import pymysql
 
-    try:
-        pymysql.connect(
+    return _answers(
+        lambda: pymysql.connect(
             host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3
-        ).close()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        )
+    )
 
 
 def civil_database_available() -> str | None:
     """None when the local PostgreSQL answers, else why not."""
     import psycopg
 
-    try:
-        psycopg.connect(
+    return _answers(
+        lambda: psycopg.connect(
             host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3
-        ).close()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        )
+    )
 
 
 def write_config(

@@ -8,8 +8,9 @@ with routing and merging for one interpreter.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
@@ -40,59 +41,45 @@ class Ingest:
         self._topics = topics
         # On the embedded broker a batch is safe only once stored in ClickHouse.
         ack_on_publish = not settings.kafka.embedded
-        police = settings.sources.police
-        if police is not None:
-            self.sources.append(
-                PoliceSource(
-                    police,
-                    self._publisher("police"),
-                    self._checkpoints("police", ("syrk", "jq")),
-                    ack_on_publish=ack_on_publish,
-                )
-            )
-        party = settings.sources.party
-        if party is not None:
+        sources = settings.sources
+        if sources.police is not None:
+            self._add(PoliceSource, sources.police, ("syrk", "jq"), ack_on_publish)
+        if sources.party is not None:
             # activities count for grid.area, which the merge does not build yet
-            self.sources.append(
-                PartySource(
-                    party,
-                    self._publisher("party"),
-                    self._checkpoints("party", ("members",)),
-                    ack_on_publish=ack_on_publish,
-                    entities=("members",),
-                )
-            )
-        civil = settings.sources.civil
-        if civil is not None:
-            self.sources.append(
-                CivilSource(
-                    civil,
-                    self._publisher("civil"),
-                    self._checkpoints("civil", ("jzdx",)),
-                    ack_on_publish=ack_on_publish,
-                )
-            )
-            if civil.roster_dir is not None:
+            self._add(PartySource, sources.party, ("members",), ack_on_publish)
+        if sources.civil is not None:
+            self._add(CivilSource, sources.civil, ("jzdx",), ack_on_publish)
+            if sources.civil.roster_dir is not None:
                 log.warning(
                     "sources.civil.roster_dir is set but the roster connector is not built "
                     "yet; rosters are not read",
-                    roster_dir=str(civil.roster_dir),
+                    roster_dir=str(sources.civil.roster_dir),
                 )
-        for name in settings.sources.configured():
+        for name in sources.configured():
             if name not in ("police", "civil", "party"):
                 log.warning(
                     "source configured but its connector is not built yet; not pulled",
                     source=name,
                 )
 
-    def _publisher(self, source: str) -> EnvelopePublisher:
-        return EnvelopePublisher(self._bootstrap, self._topics, client_id=f"gridhub-{source}")
-
-    def _checkpoints(self, source: str, entities: tuple[str, ...]) -> dict[str, Checkpoint]:
-        """The checkpoints of one source's entities, registered for acknowledgements."""
-        checkpoints = {e: Checkpoint(self._store, source, e) for e in entities}
-        self.checkpoints.update({(source, e): c for e, c in checkpoints.items()})
-        return checkpoints
+    def _add(
+        self,
+        kind: type[Source],
+        config: Any,
+        entities: tuple[str, ...],
+        ack_on_publish: bool,
+    ) -> None:
+        """One source (a Source subclass taking ``config, publisher, checkpoints``) with its
+        own producer and the checkpoints of ``entities``."""
+        name = kind.name
+        checkpoints = {e: Checkpoint(self._store, name, e) for e in entities}
+        self.checkpoints.update({(name, e): c for e, c in checkpoints.items()})
+        publisher = EnvelopePublisher(self._bootstrap, self._topics, client_id=f"gridhub-{name}")
+        make = cast(Callable[..., Source], kind)  # each subclass adds its config first
+        source = make(
+            config, publisher, checkpoints, ack_on_publish=ack_on_publish, entities=entities
+        )
+        self.sources.append(source)
 
     def start(self) -> None:
         """One thread per source; a failing source never stops another."""

@@ -117,48 +117,87 @@ def _jq_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> 
     }
 
 
-def _jzdx_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
-    """A ``jzdx`` row (assistance recipient) as a PersonEvent dict.
-
-    Its phone is a timed observation (``updated_at``); its address is the
-    family address in the civil community ``sqdm``. A soft-deleted row still
-    travels (it is a new version of the record) with ``deleted = 1``, and
-    the merge makes it contribute nothing.
-    """
-    id18 = normalize_id_number(data["sfzh"]).value
+def _linked_record(
+    data: dict[str, Any],
+    resident_key: str | None,
+    now: datetime,
+    *,
+    source: str,
+    entity: str,
+    source_key: str,
+    id_text: str,
+    event_time: datetime,
+    name: str,
+    phone_text: str | None,
+    address: str | None,
+    area_system: str,
+    area_code: str | None,
+    attributes: dict[str, str],
+    gender: str | None = None,
+    birth_date: date | None = None,
+) -> dict[str, Any]:
+    """A person record linked by its ID number, whose phone is a timed observation."""
+    id18 = normalize_id_number(id_text).value
     assert id18 is not None and resident_key  # the routing stage dead-lettered the others
-    event_time = data["updated_at"].astimezone(UTC)
-    phone = normalize_phone(data["lxdh"]).value
-    community = (data["sqdm"] or "").strip()
+    event_time = event_time.astimezone(UTC)
+    phone = normalize_phone(phone_text).value
+    area_code = (area_code or "").strip() or None
     return {
-        "source": "civil",
-        "entity": "jzdx",
-        "source_key": str(data["id"]),
+        "source": source,
+        "entity": entity,
+        "source_key": source_key,
         "event_time": event_time,
         "ingested_at": now,
         "resident_key": resident_key,
         "id_number": id18,
         "link_rule": "id_number",
-        "name": normalize_name(data["xm"]),
-        "gender": None,  # jzdx carries none; the merge reads it from the ID number
-        "birth_date": None,
+        "name": normalize_name(name),
+        "gender": gender,
+        "birth_date": birth_date,
         "phone": phone,
         "phone_time": event_time if phone else None,
-        "address": (data["jtzz"] or "").strip() or None,
+        "address": (address or "").strip() or None,
         "address_id": None,
-        "area_system": "civil" if community else None,
-        "area_code": community or None,
+        "area_system": area_system if area_code else None,
+        "area_code": area_code,
         "lng": None,
         "lat": None,
-        "attributes": {
+        "attributes": attributes,
+        "payload": payload_json(data),
+    }
+
+
+def _jzdx_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
+    """A ``jzdx`` row (assistance recipient) as a PersonEvent dict.
+
+    Its phone is a timed observation (``updated_at``); its address is the
+    family address in the civil community ``sqdm``; it carries no gender (the
+    merge reads it from the ID number). A soft-deleted row still travels (it
+    is a new version of the record) with ``deleted = 1``, and the merge makes
+    it contribute nothing.
+    """
+    return _linked_record(
+        data,
+        resident_key,
+        now,
+        source="civil",
+        entity="jzdx",
+        source_key=str(data["id"]),
+        id_text=data["sfzh"],
+        event_time=data["updated_at"],
+        name=data["xm"],
+        phone_text=data["lxdh"],
+        address=data["jtzz"],
+        area_system="civil",
+        area_code=data["sqdm"],
+        attributes={
             "assistance_type": data["jzlx"],
             "deleted": "1" if data["deleted"] else "0",
             "start": data["ksrq"].isoformat(),
             "end": data["jsrq"].isoformat() if data["jsrq"] else "",
             "amount": str(data["bzje"]),
         },
-        "payload": payload_json(data),
-    }
+    )
 
 
 def _member_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
@@ -168,40 +207,30 @@ def _member_event(data: dict[str, Any], resident_key: str | None, now: datetime)
     address is free text in the member's party grid (``partyGridCode``,
     crosswalked). Membership facts travel as attributes for the merge.
     """
-    id18 = normalize_id_number(data["idCard"]).value
-    assert id18 is not None and resident_key  # the routing stage dead-lettered the others
-    event_time = data["updatedAt"].astimezone(UTC)
-    phone = normalize_phone(data["mobile"]).value
-    grid = (data["partyGridCode"] or "").strip()
-    return {
-        "source": "party",
-        "entity": "members",
-        "source_key": data["memberId"],
-        "event_time": event_time,
-        "ingested_at": now,
-        "resident_key": resident_key,
-        "id_number": id18,
-        "link_rule": "id_number",
-        "name": normalize_name(data["name"]),
-        "gender": data["gender"],
-        "birth_date": data["birthDate"],
-        "phone": phone,
-        "phone_time": event_time if phone else None,
-        "address": (data["residenceAddress"] or "").strip() or None,
-        "address_id": None,
-        "area_system": "party" if grid else None,
-        "area_code": grid or None,
-        "lng": None,
-        "lat": None,
-        "attributes": {
+    return _linked_record(
+        data,
+        resident_key,
+        now,
+        source="party",
+        entity="members",
+        source_key=data["memberId"],
+        id_text=data["idCard"],
+        event_time=data["updatedAt"],
+        name=data["name"],
+        phone_text=data["mobile"],
+        address=data["residenceAddress"],
+        area_system="party",
+        area_code=data["partyGridCode"],
+        gender=data["gender"],
+        birth_date=data["birthDate"],
+        attributes={
             "status": data["status"],
             "member_type": data["memberType"],
             "branch_code": data["branchCode"],
             "branch_name": data["branchName"],
             "report_community": (data["reportCommunityCode"] or "").strip(),
         },
-        "payload": payload_json(data),
-    }
+    )
 
 
 Mapper = Callable[[dict[str, Any], str | None, datetime], dict[str, Any]]

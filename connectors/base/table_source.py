@@ -25,6 +25,8 @@ from gridhub.connectors.base.source import Source
 from gridhub.connectors.base.table_window import TIME_FORMAT, TableWindow, row_digest
 from gridhub.schemas import encode_dict
 
+from gridhub.config import PolledTablesConfig
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -65,28 +67,33 @@ class TableSource(Source):
     stamp_format: str | None = TIME_FORMAT
     """How stamps are kept in the position (``None``: ISO 8601 with microseconds)."""
 
+    tables: tuple[TableSpec, ...]
+    """Every table the source knows (``entities`` picks among them)."""
+
     def __init__(
         self,
-        client: TableClient,
-        specs: tuple[TableSpec, ...],
+        config: PolledTablesConfig,
         publisher: EnvelopePublisher,
         checkpoints: dict[str, Checkpoint],
         *,
         ack_on_publish: bool,
-        poll_seconds: float,
-        lookback_seconds: float,
-        batch_rows: int,
+        entities: tuple[str, ...] | None = None,
     ) -> None:
-        self.entities = tuple(spec.entity for spec in specs)
+        self.specs = tuple(s for s in self.tables if entities is None or s.entity in entities)
+        self.entities = tuple(spec.entity for spec in self.specs)
         super().__init__(
-            publisher, checkpoints, ack_on_publish=ack_on_publish, poll_seconds=poll_seconds
+            publisher, checkpoints, ack_on_publish=ack_on_publish, poll_seconds=config.poll_seconds
         )
-        self.client = client
-        self.specs = specs
-        self.lookback_seconds = lookback_seconds
-        self.batch_rows = batch_rows
+        self.config = config
+        self.client = self.make_client(config)
+        self.lookback_seconds = config.lookback_seconds
+        self.batch_rows = config.batch_rows
         self.windows: dict[str, TableWindow] = {}
         self.rewind()
+
+    @abstractmethod
+    def make_client(self, config: PolledTablesConfig) -> TableClient:
+        """The database client, from the source's configuration."""
 
     @property
     @abstractmethod

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gridhub.connectors.base.checkpoint import Checkpoint
-from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.table_source import TableSource, TableSpec
 from gridhub.connectors.civil_affairs.client import CivilClient
 
-from gridhub.config import CivilSourceConfig
+from gridhub.config import CivilSourceConfig, PolledTablesConfig
 
 TABLES = (
     TableSpec(entity="jzdx", table="public.jzdx", key="id", stamp="updated_at", schema="JzdxRow"),
@@ -30,25 +28,12 @@ class CivilSource(TableSource):
     name = "civil"
     stamp_format = None  # ISO 8601, microseconds, UTC
 
-    def __init__(
-        self,
-        config: CivilSourceConfig,
-        publisher: EnvelopePublisher,
-        checkpoints: dict[str, Checkpoint],
-        *,
-        ack_on_publish: bool,
-    ) -> None:
-        self.config = config
-        super().__init__(
-            CivilClient(config.dsn.get_secret_value()),
-            TABLES,
-            publisher,
-            checkpoints,
-            ack_on_publish=ack_on_publish,
-            poll_seconds=config.poll_seconds,
-            lookback_seconds=config.lookback_seconds,
-            batch_rows=config.batch_rows,
-        )
+    tables = TABLES
+
+    def make_client(self, config: PolledTablesConfig) -> CivilClient:
+        """psycopg on ``[sources.civil] dsn``."""
+        assert isinstance(config, CivilSourceConfig)
+        return CivilClient(config.dsn.get_secret_value())
 
     @property
     def floor(self) -> datetime:

@@ -1,22 +1,15 @@
-"""The public-security database over PyMySQL, with its errors mapped in one place.
-
-The hub's account is read-only and may add nothing to the database, so all
-it does is run ``SELECT`` statements; every driver error becomes
-:class:`~gridhub.errors.SourceUnavailable` (the database restarts sometimes,
-connections drop mid-query) and the poll is retried from the checkpoint.
-"""
+"""The public-security database over PyMySQL (see ``base/db_client.py`` for errors)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pymysql
 import pymysql.cursors
+from gridhub.connectors.base.db_client import ReadOnlyDatabase
 
-from gridhub.errors import ConfigError, SourceUnavailable
+from gridhub.errors import ConfigError
 
 SOURCE = "police"
 
@@ -40,39 +33,23 @@ def connect_kwargs(dsn: str) -> dict[str, Any]:
     }
 
 
-class PoliceClient:
-    """Runs queries against the police database, reconnecting after a failure."""
+class PoliceClient(ReadOnlyDatabase):
+    """The police database over PyMySQL (dict rows)."""
+
+    source = SOURCE
+    driver_error = pymysql.err.Error
 
     def __init__(self, dsn: str) -> None:
+        super().__init__()
         self._kwargs = connect_kwargs(dsn)
-        self._conn: pymysql.connections.Connection[Any] | None = None
 
-    @contextmanager
-    def _mapped_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except pymysql.err.Error as exc:
-            self.close()
-            code = exc.args[0] if exc.args else "?"
-            raise SourceUnavailable(
-                SOURCE, f"database error {code} ({type(exc).__name__}); will retry"
-            ) from exc
-        except OSError as exc:
-            self.close()
-            raise SourceUnavailable(SOURCE, f"connection failed ({exc.strerror or exc})") from exc
+    def _connect(self) -> Any:
+        return pymysql.connect(**self._kwargs)
 
-    def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        """Rows of one statement (autocommit: each sees the latest committed data)."""
-        with self._mapped_errors():
-            if self._conn is None:
-                self._conn = pymysql.connect(**self._kwargs)
-            with self._conn.cursor() as cursor:
-                cursor.execute(sql, params)
-                return list(cursor.fetchall())
+    def _error_code(self, exc: Exception) -> str:
+        return str(exc.args[0]) if exc.args else "?"
 
-    def close(self) -> None:
-        """Drop the connection; the next query reconnects."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+    def _execute(self, conn: Any, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gridhub.connectors.base.checkpoint import Checkpoint
-from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.table_source import TableSource, TableSpec
 from gridhub.connectors.public_security.client import PoliceClient
 
-from gridhub.config import PoliceSourceConfig
+from gridhub.config import PoliceSourceConfig, PolledTablesConfig
 
 TABLES = (
     TableSpec(entity="syrk", table="syrk", key="rkbh", stamp="gxsj", schema="SyrkRow"),
@@ -25,26 +23,12 @@ class PoliceSource(TableSource):
 
     name = "police"
 
-    def __init__(
-        self,
-        config: PoliceSourceConfig,
-        publisher: EnvelopePublisher,
-        checkpoints: dict[str, Checkpoint],
-        *,
-        ack_on_publish: bool,
-        entities: tuple[str, ...] = ("syrk", "jq"),
-    ) -> None:
-        self.config = config
-        super().__init__(
-            PoliceClient(config.dsn.get_secret_value()),
-            tuple(spec for spec in TABLES if spec.entity in entities),
-            publisher,
-            checkpoints,
-            ack_on_publish=ack_on_publish,
-            poll_seconds=config.poll_seconds,
-            lookback_seconds=config.lookback_seconds,
-            batch_rows=config.batch_rows,
-        )
+    tables = TABLES
+
+    def make_client(self, config: PolledTablesConfig) -> PoliceClient:
+        """PyMySQL on ``[sources.police] dsn``."""
+        assert isinstance(config, PoliceSourceConfig)
+        return PoliceClient(config.dsn.get_secret_value())
 
     @property
     def floor(self) -> datetime:

@@ -8,8 +8,6 @@ what reached the raw topic is read back with an independent Kafka client.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from pydantic import SecretStr
 from gridhub.config import CivilSourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
+from tests.cases.police_rows import JZDX_ROW
 from tests.connectors.conftest import RawTopics
 
 BATCH_ROWS = 7
@@ -41,22 +40,10 @@ def civil_raw(broker: EmbeddedBroker) -> RawTopics:
 
 
 def jzdx(n: int, **changes: Any) -> dict[str, Any]:
-    """A ``jzdx`` row (without ``id``) for person ``n``."""
-    row: dict[str, Any] = {
-        "sfzh": f"32072319{50 + n % 40:02d}0101{n % 1000:03d}X",
-        "xm": f"居民{n}",
-        "jzlx": "低保",
-        "jtrk": 3,
-        "bzje": Decimal("650.00"),
-        "ksrq": date(2025, 1, 1),
-        "jsrq": None,
-        "sqdm": "320723100001",
-        "jtzz": f"灌云县伊山镇幸福路{n}号",
-        "lxdh": "13912345678",
-        "hzsfzh": None,
-        "deleted": False,
-    }
-    row.update(changes)
+    """A ``jzdx`` row (without ``id`` and ``updated_at``, which the database sets) of person n."""
+    row = {k: v for k, v in JZDX_ROW.items() if k not in ("id", "updated_at")}
+    row.update(sfzh=f"32072319{50 + n % 40:02d}0101{n % 1000:03d}X", xm=f"居民{n}")
+    row.update(jtzz=f"灌云县伊山镇幸福路{n}号", **changes)
     return row
 
 
