@@ -147,8 +147,9 @@ class PartySourceConfig(_Section):
     """Pause between pulls once caught up."""
     page_size: int = Field(default=500, ge=1, le=500)
     """``limit`` of each page (the API allows 1..500)."""
-    max_requests_per_second: float = Field(default=10.0, gt=0, le=20)
-    """This hub's own limit, below the API's 20 per token."""
+    max_requests_per_second: float = Field(default=10.0, gt=0, le=18)
+    """This hub's own limit, below the API's 20 per token (pacing at the very limit meets
+    429s as soon as two requests bunch up)."""
     timeout_seconds: float = Field(default=20.0, gt=0)
     """A request slower than this is abandoned and retried (the API can take 30 s)."""
     lookback_seconds: float = Field(default=0.0, ge=0)
@@ -191,6 +192,23 @@ class HotlineSourceConfig(_Section):
     app_key: str
     app_secret: SecretStr
     """HMAC key; write ``env:HOTLINE_SECRET``."""
+    poll_seconds: float = Field(default=10.0, gt=0)
+    """Pause between pulls once caught up."""
+    page_size: int = Field(default=200, ge=1, le=200)
+    """``pageSize`` of each page (the API allows 1..200)."""
+    lookback_seconds: float = Field(default=180.0, ge=0)
+    """How far before the newest ``updateTime`` each pull starts again; tickets reach the
+    API up to 2 minutes after their ``updateTime``, so keep it above 120."""
+    backfill_days: int = Field(default=30, ge=1, le=3650)
+    """On the first start, how far back to pull."""
+    max_requests_per_second: float = Field(default=10.0, gt=0, le=18)
+    """This hub's own limit, below the platform's 20 per app key (pacing at the very limit
+    meets 429s as soon as two requests bunch up)."""
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    """A request slower than this is abandoned and retried (the API can take 30 s)."""
+    clock_offset_seconds: float = 0.0
+    """Added to this machine's clock when signing, for a platform whose clock is off; the
+    platform refuses a timestamp more than 300 s from its own."""
 
 
 class SourcesConfig(_Section):

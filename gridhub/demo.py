@@ -2,7 +2,7 @@
 
 Generates a county, serves its data from the simulators (the police tables
 in the local MariaDB, the civil-affairs table in the local PostgreSQL, the
-party-building API on loopback), writes a ``gridhub.toml`` pointing at them,
+party-building and 12345 APIs on loopback), writes a ``gridhub.toml`` pointing at them,
 runs the
 hub on the embedded broker and store until it has caught up, then prints a
 summary and three example queries with their answers. The simulated
@@ -50,6 +50,8 @@ EXAMPLE_QUERIES = (
 
 
 DEMO_PARTY_TOKEN = "gridhub-demo-party-token"
+DEMO_HOTLINE_KEY = "gridhub-demo-county"
+DEMO_HOTLINE_SECRET = "gridhub-demo-hotline-secret"
 
 
 def _answers(connect: Callable[[], Any]) -> str | None:
@@ -88,6 +90,7 @@ def write_config(
     police_dsn: str | None,
     civil_dsn: str | None = None,
     party_url: str | None = None,
+    hotline_url: str | None = None,
 ) -> Path:
     """The demo's ``gridhub.toml``."""
     lines = [
@@ -113,6 +116,15 @@ def write_config(
             f'base_url = "{party_url}"',
             f'token = "{DEMO_PARTY_TOKEN}"  # the simulator\'s; a deployment writes env:VAR',
             "poll_seconds = 1.0",
+        ]
+    if hotline_url:
+        lines += [
+            "[sources.hotline]",
+            f'base_url = "{hotline_url}"',
+            f'app_key = "{DEMO_HOTLINE_KEY}"',
+            f'app_secret = "{DEMO_HOTLINE_SECRET}"  # the simulator\'s; a deployment: env:VAR',
+            "poll_seconds = 1.0",
+            "backfill_days = 90  # the synthetic county's tickets go back two months",
         ]
     path = directory / "gridhub.toml"
     path.write_text("\n".join(lines) + "\n", "utf-8")
@@ -162,6 +174,7 @@ def run_hub_until_caught_up(config: Path, *, timeout: float = 600.0) -> dict[str
 def run_demo(directory: Path, *, residents: int, seed: int, console: Console) -> DemoRun:
     """Generate, serve, run, report."""
     from gridhub.simulators.civil_db import CivilDatabase
+    from gridhub.simulators.hotline_api import HotlineApiServer
     from gridhub.simulators.party_api import PartyApiServer
     from gridhub.simulators.police_db import PoliceDatabase
 
@@ -183,7 +196,7 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
         write_config(directory, None)
         return run
     console.print(
-        "[dim]not pulled yet: party activities, the 12345 hotline and the civil-affairs rosters "
+        "[dim]not pulled yet: party activities and the civil-affairs rosters "
         "(their connectors are the next step; see README)[/dim]"
     )
     with contextlib.ExitStack() as stack:
@@ -216,7 +229,14 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
             f"party-building simulator: REST API at {party.base_url} with "
             f"{len(county.party_members)} members"
         )
-        config = write_config(directory, police.dsn, civil_dsn, party.base_url)
+        hotline = stack.enter_context(
+            HotlineApiServer(county.hotline_tickets, DEMO_HOTLINE_KEY, DEMO_HOTLINE_SECRET)
+        )
+        console.print(
+            f"12345 hotline simulator: signed API at {hotline.base_url} with "
+            f"{len(county.hotline_tickets)} tickets"
+        )
+        config = write_config(directory, police.dsn, civil_dsn, party.base_url, hotline.base_url)
         started = time.monotonic()
         status = run_hub_until_caught_up(config)
         run.seconds = time.monotonic() - started
@@ -235,6 +255,7 @@ def _report(run: DemoRun, config: Path, console: Console) -> None:
     summary.add_row("syrk rows in the police simulator", str(len(run.county.syrk_rows)))
     summary.add_row("jzdx rows in the civil simulator", str(len(run.county.jzdx_rows)))
     summary.add_row("members in the party simulator", str(len(run.county.party_members)))
+    summary.add_row("tickets in the hotline simulator", str(len(run.county.hotline_tickets)))
     summary.add_row("expected residents (generator truth)", str(len(truth.residents)))
     for name, count in run.counts.items():
         summary.add_row(f"grid.{name}", str(count))

@@ -17,6 +17,7 @@ from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
 from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.source import Source
 from gridhub.connectors.civil_affairs.source import CivilSource
+from gridhub.connectors.hotline.source import HotlineSource
 from gridhub.connectors.party_building.source import PartySource
 from gridhub.connectors.public_security.source import PoliceSource
 from gridhub.logs import get_logger
@@ -55,12 +56,8 @@ class Ingest:
                     "yet; rosters are not read",
                     roster_dir=str(sources.civil.roster_dir),
                 )
-        for name in sources.configured():
-            if name not in ("police", "civil", "party"):
-                log.warning(
-                    "source configured but its connector is not built yet; not pulled",
-                    source=name,
-                )
+        if sources.hotline is not None:
+            self._add(HotlineSource, sources.hotline, ("tickets",), ack_on_publish)
 
     def _add(
         self,

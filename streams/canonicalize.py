@@ -233,6 +233,48 @@ def _member_event(data: dict[str, Any], resident_key: str | None, now: datetime)
     )
 
 
+OPEN_UNTIL = frozenset({"办结", "回访"})
+"""A ticket is open while its status is none of these (hotline-12345.md)."""
+
+
+def _ticket_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
+    """A 12345 ticket: linked by the caller's ID when usable, else unlinked.
+
+    Its phone is evidence for linking, never a resident's phone (identity.md), and
+    the merge's phone policy does not read it; an anonymous caller (匿名) has no name.
+    """
+    id18 = normalize_id_number(data["callerIdCard"]).value if resident_key else None
+    caller = (data["callerName"] or "").strip()
+    return {
+        "source": "hotline",
+        "entity": "tickets",
+        "source_key": data["ticketNo"],
+        "event_time": datetime.fromtimestamp(data["updateTime"] / 1000, tz=UTC),
+        "ingested_at": now,
+        "resident_key": resident_key,
+        "id_number": id18,
+        "link_rule": "id_number" if id18 else "none",
+        "name": normalize_name(caller) if caller and caller != "匿名" else None,
+        "gender": gender_from_id(id18) if id18 else None,
+        "birth_date": None,
+        "phone": normalize_phone(data["callerPhone"]).value,
+        "phone_time": None,
+        "address": (data["address"] or "").strip() or None,
+        "address_id": None,
+        "area_system": None,
+        "area_code": None,
+        "lng": data["lng"],
+        "lat": data["lat"],
+        "attributes": {
+            "status": data["status"],
+            "open": "0" if data["status"] in OPEN_UNTIL else "1",
+            "category": data["category"],
+            "subcategory": data["subcategory"],
+        },
+        "payload": payload_json(data),
+    }
+
+
 Mapper = Callable[[dict[str, Any], str | None, datetime], dict[str, Any]]
 
 MAPPERS: dict[tuple[str, str], Mapper] = {
@@ -240,5 +282,6 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
     ("police", "jq"): _jq_event,
     ("civil", "jzdx"): _jzdx_event,
     ("party", "members"): _member_event,
+    ("hotline", "tickets"): _ticket_event,
 }
 """Source entities that become person events."""

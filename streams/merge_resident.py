@@ -239,8 +239,10 @@ def build_resident(
         "deregistered": facts.get("deregistered") == "1",
         **_membership(contributions, fields),
         "assistance": _assistance(contributions, now),
-        "hotline_tickets": 0,
-        "hotline_open": 0,
+        "hotline_tickets": sum(1 for c in contributions if c["entity"] == "tickets"),
+        "hotline_open": sum(
+            1 for c in contributions if c["entity"] == "tickets" and c["attributes"]["open"] == "1"
+        ),
         "incidents": sum(1 for c in contributions if c["entity"] == "jq"),
         "sources": sorted({c["source"] for c in contributions}),
         "field_sources": fields,

@@ -26,12 +26,24 @@ from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.normalize import normalize_id_number
 from pydantic import ValidationError
 
-SCHEMA_OF = {"syrk": "SyrkRow", "jq": "JqRow", "jzdx": "JzdxRow", "members": "PartyMember"}
+SCHEMA_OF = {
+    "syrk": "SyrkRow",
+    "jq": "JqRow",
+    "jzdx": "JzdxRow",
+    "members": "PartyMember",
+    "tickets": "HotlineTicket",
+}
 """Entities this stage accepts, and the model each is validated with."""
-KEY_COLUMN = {"syrk": "rkbh", "jq": "jqbh", "jzdx": "id", "members": "memberId"}
+KEY_COLUMN = {
+    "syrk": "rkbh",
+    "jq": "jqbh",
+    "jzdx": "id",
+    "members": "memberId",
+    "tickets": "ticketNo",
+}
 PERSON_ID = {"syrk": "gmsfhm", "jzdx": "sfzh", "members": "idCard"}
 """Person records: without a valid ID number they are dead letters (identity.md)."""
-EVIDENCE_ID = {"jq": "bjrsfzh"}
+EVIDENCE_ID = {"jq": "bjrsfzh", "tickets": "callerIdCard"}
 """Records that link by ID when they carry a valid one and wait unlinked otherwise."""
 
 

@@ -13,7 +13,6 @@ in-memory window but not published must not count as published.
 from __future__ import annotations
 
 import copy
-import json
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,9 +20,9 @@ from typing import Any, Protocol
 
 from gridhub.connectors.base.checkpoint import Checkpoint
 from gridhub.connectors.base.publisher import EnvelopePublisher
+from gridhub.connectors.base.records import encode_row
 from gridhub.connectors.base.source import Source
 from gridhub.connectors.base.table_window import TIME_FORMAT, TableWindow, row_digest
-from gridhub.schemas import encode_dict
 
 from gridhub.config import PolledTablesConfig
 
@@ -51,14 +50,6 @@ class TableClient(Protocol):
     def close(self) -> None:
         """Drop the connection; the next query reconnects."""
         ...
-
-
-def encode_row(schema: str, row: dict[str, Any]) -> bytes:
-    """The row in its Avro schema; a row that does not fit it travels as JSON text."""
-    try:
-        return encode_dict(schema, row)
-    except Exception:
-        return json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
 
 
 class TableSource(Source):

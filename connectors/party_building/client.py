@@ -10,35 +10,16 @@ place. The token never appears in an error or a log.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from gridhub.connectors.base.http_limits import RequestPacer, retry_after_seconds
 
 from gridhub.errors import SourceUnavailable
 
 SOURCE = "party"
 PATHS = {"members": "/api/v2/members", "activities": "/api/v2/activities"}
-
-
-class RequestPacer:
-    """Spaces requests at least ``1 / rate`` seconds apart (a per-source rate limit)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        """Block until the next request may go."""
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            time.sleep(delay)
 
 
 class PartyClient:
@@ -96,7 +77,7 @@ class PartyClient:
                 SOURCE, "the API refused the token (401): check sources.party.token"
             )
         if status == 429:
-            retry_after = _seconds(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise SourceUnavailable(
                 SOURCE,
                 f"rate limited (429); retrying in {retry_after:.0f} s",
@@ -107,11 +88,3 @@ class PartyClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-
-def _seconds(header: str | None) -> float:
-    """``Retry-After`` in whole seconds (1 when missing or unreadable)."""
-    try:
-        return max(1.0, float(header or 1))
-    except ValueError:
-        return 1.0

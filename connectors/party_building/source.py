@@ -17,17 +17,15 @@ dead-letters it with the reason.
 from __future__ import annotations
 
 import copy
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from gridhub.connectors.base.checkpoint import Checkpoint
 from gridhub.connectors.base.publisher import EnvelopePublisher
+from gridhub.connectors.base.records import encode_item
 from gridhub.connectors.base.source import Source
 from gridhub.connectors.base.table_window import TableWindow, row_digest
 from gridhub.connectors.party_building.client import PartyClient
-from gridhub.schemas import MODELS, encode_dict
-from pydantic import ValidationError
 
 from gridhub.config import PartySourceConfig
 
@@ -37,15 +35,6 @@ FEEDS: dict[str, tuple[str, str]] = {
     "activities": ("activityId", "PartyActivity"),
 }
 FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def encode_item(schema: str, item: dict[str, Any]) -> bytes:
-    """The item in its Avro schema once its model accepts it; else as JSON text."""
-    try:
-        model = MODELS[schema].model_validate(item)
-        return encode_dict(schema, model.model_dump())
-    except (ValidationError, ValueError, TypeError):
-        return json.dumps(item, ensure_ascii=False).encode("utf-8")
 
 
 def updated_at(item: dict[str, Any]) -> datetime | None:

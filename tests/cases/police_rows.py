@@ -72,3 +72,23 @@ MEMBER: dict[str, Any] = {
     "residenceAddress": "幸福路18号",
     "updatedAt": datetime(2026, 10, 24, 1, 0, 0, tzinfo=UTC),
 }
+TICKET: dict[str, Any] = {
+    "ticketNo": "12345-20261022-000123",
+    "createTime": 1_761_100_000_000,
+    "updateTime": 1_761_190_000_000,
+    "callerName": "王女士",
+    "callerPhone": "139****5678",
+    "callerIdCard": "32072319650101123x",
+    "address": "幸福路18号附近",
+    "lng": None,
+    "lat": None,
+    "category": "城乡建设",
+    "subcategory": "物业管理",
+    "content": "楼道灯坏了",
+    "status": "处置中",
+    "handleDept": "伊山镇",
+    "deadline": None,
+    "finishTime": None,
+    "satisfaction": None,
+    "urgent": 0,
+}

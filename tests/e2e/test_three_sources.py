@@ -1,7 +1,7 @@
-"""Police, civil affairs and party building together: one resident per person.
+"""All four systems together: one resident per person.
 
-`gridhub run` pulls the MariaDB and PostgreSQL simulators and the party API of
-one county; the store must hold one row per resident with the civil and party
+`gridhub run` pulls the MariaDB and PostgreSQL simulators and the party and
+12345 APIs of one county; the store must hold one row per resident with the civil and party
 facts merged in, as identity.md and outputs.md define them (soft-deleted rows
 contribute nothing; only assistance not ended counts; an active member is
 在册).
@@ -19,11 +19,17 @@ from pathlib import Path
 import pytest
 from gridhub.simulators.civil_db import CivilDatabase
 from gridhub.simulators.county import County
+from gridhub.simulators.hotline_api import HotlineApiServer
 from gridhub.simulators.party_api import PartyApiServer
 from gridhub.simulators.police_db import PoliceDatabase
 from gridhub.streams.normalize import CHINA_TZ, normalize_id_number
 
-from gridhub.demo import DEMO_PARTY_TOKEN, write_config
+from gridhub.demo import (
+    DEMO_HOTLINE_KEY,
+    DEMO_HOTLINE_SECRET,
+    DEMO_PARTY_TOKEN,
+    write_config,
+)
 from tests.e2e.conftest import HubProcess, open_store
 
 pytestmark = pytest.mark.e2e
@@ -61,18 +67,36 @@ def expected_members(county: County) -> dict[str, tuple[bool, str]]:
     return out
 
 
-def test_civil_and_party_records_join_the_police_residents(
+def expected_tickets(county: County) -> dict[str, tuple[int, int]]:
+    """Per 18-character caller ID: (tickets, open tickets)."""
+    out: dict[str, tuple[int, int]] = {}
+    for ticket in county.hotline_tickets:
+        id18 = normalize_id_number(ticket["callerIdCard"]).value
+        if id18 is not None:
+            total, still_open = out.get(id18, (0, 0))
+            is_open = ticket["status"] not in ("办结", "回访")
+            out[id18] = (total + 1, still_open + int(is_open))
+    return out
+
+
+def test_civil_party_and_hotline_records_join_the_police_residents(
     tmp_path: Path, county: County, police: PoliceDatabase, civil: CivilDatabase
 ) -> None:
     county.write_reference(tmp_path / "reference")
     members, activities = county.party_members, county.party_activities
-    with PartyApiServer(members, activities, DEMO_PARTY_TOKEN) as party:
-        hub = HubProcess(write_config(tmp_path, police.dsn, civil.dsn, party.base_url))
+    tickets = county.hotline_tickets
+    with (
+        PartyApiServer(members, activities, DEMO_PARTY_TOKEN) as party,
+        HotlineApiServer(tickets, DEMO_HOTLINE_KEY, DEMO_HOTLINE_SECRET) as hotline,
+    ):
+        config = write_config(tmp_path, police.dsn, civil.dsn, party.base_url, hotline.base_url)
+        hub = HubProcess(config)
         try:
             hub.start()
             status = hub.wait_caught_up()
             assert status["sources"]["civil"]["records"] == len(county.jzdx_rows)
             assert status["sources"]["party"]["records"] == len(members)
+            assert status["sources"]["hotline"]["records"] == len(tickets)
             assert hub.stop(signal.SIGTERM) == 0
         finally:
             hub.kill()
@@ -87,12 +111,15 @@ def test_civil_and_party_records_join_the_police_residents(
         assert {i: a for i, (a, _) in stored.items()} == dict(expected)
         police_ids = set(county.truth_police().residents)
         member_ids = set(expected_members(county))
+        caller_ids = set(expected_tickets(county))
         for id_number, (_, sources) in stored.items():
             known = {"civil"}
             if id_number in police_ids:
                 known.add("police")
             if id_number in member_ids:
                 known.add("party")
+            if id_number in caller_ids:
+                known.add("hotline")
             assert sources == sorted(known), id_number
         events = dict(
             client.query(
@@ -109,3 +136,13 @@ def test_civil_and_party_records_join_the_police_residents(
             "SELECT count() FROM grid.dead_letters FINAL WHERE source = 'party'"
         ).result_rows[0][0]
         assert events["party"] + dead == len(members)
+        assert events["hotline"] == len(tickets)  # linked or not, none is a dead letter
+        calls = client.query(
+            "SELECT id_number, hotline_tickets, hotline_open FROM grid.resident FINAL "
+            "WHERE hotline_tickets > 0"
+        ).result_rows
+        assert {i: (t, o) for i, t, o in calls} == expected_tickets(county)
+        unlinked = client.query(
+            "SELECT count() FROM grid.unlinked FINAL WHERE source = 'hotline'"
+        ).result_rows[0][0]
+        assert unlinked == len(tickets) - sum(t for t, _ in expected_tickets(county).values())

@@ -20,7 +20,7 @@ from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partitio
 from gridhub.streams.normalize import IdReason
 from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
 
-from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW, TICKET
 
 SECRET = b"county-320723-test-pseudonym-key"
 KEYER = ResidentKeyer(SECRET)
@@ -310,3 +310,26 @@ def test_a_party_member_becomes_a_person_event_of_the_same_resident() -> None:
     (letter,) = [decode(raw)[1] for raw in refused.dead_letters]
     assert "gender" in letter["reason"]
     assert letter["source_key"] == "M0012345"
+
+
+# --- 12345 hotline: tickets -------------------------------------------------------------
+
+
+def test_a_ticket_links_by_the_callers_id_and_never_by_a_masked_phone() -> None:
+    batch = route("hotline", "tickets", [encode_dict("HotlineTicket", TICKET)], KEYER, PARTITIONS)
+    ((records, keys),) = batch.routed.values()
+    assert keys == [KEYER.for_id(ID18)]
+    event = MAPPERS[("hotline", "tickets")](decode_record("tickets", records[0]), keys[0], NOW)
+    PersonEvent.model_validate(event)
+    assert (event["link_rule"], event["id_number"], event["phone"]) == ("id_number", ID18, None)
+    assert event["event_time"] == datetime(2025, 10, 23, 3, 26, 40, tzinfo=UTC)
+    assert event["attributes"]["open"] == "1"
+    anonymous = {**TICKET, "callerIdCard": None, "callerName": "匿名", "status": "办结"}
+    batch = route(
+        "hotline", "tickets", [encode_dict("HotlineTicket", anonymous)], KEYER, PARTITIONS
+    )
+    ((records, keys),) = batch.routed.values()
+    assert keys[0].startswith("u")  # unlinked, not a dead letter: tickets count where placed
+    unlinked = MAPPERS[("hotline", "tickets")](decode_record("tickets", records[0]), None, NOW)
+    assert (unlinked["link_rule"], unlinked["name"]) == ("none", None)
+    assert unlinked["attributes"]["open"] == "0"

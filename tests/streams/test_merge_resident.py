@@ -22,7 +22,7 @@ from gridhub.streams.merge_resident import (
 from gridhub.streams.placement import place
 
 from gridhub.reference import load_reference
-from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW
+from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW, TICKET
 
 REFERENCE = Path(__file__).resolve().parent.parent / "cases" / "reference"
 REF = load_reference(REFERENCE)
@@ -399,3 +399,21 @@ def test_a_member_transferred_out_is_no_longer_a_member() -> None:
     assert resident["is_party_member"] is False
     assert (resident["party_branch"], resident["double_report_community"]) == ("", None)
     assert resident["sources"] == ["party", "police"]  # the party system still knows them
+
+
+# --- 12345 hotline --------------------------------------------------------------------------
+
+
+def ticket(**changes: Any) -> dict[str, Any]:
+    return MAPPERS[("hotline", "tickets")]({**TICKET, **changes}, KEYER.for_id(WANG_ID), NOW)
+
+
+def test_tickets_count_for_their_caller_and_their_phone_is_never_the_residents() -> None:
+    resident = resident_of(
+        syrk(),
+        ticket(callerPhone="13611112222"),
+        ticket(ticketNo="12345-20261022-000124", status="办结"),
+    )
+    assert (resident["hotline_tickets"], resident["hotline_open"]) == (2, 1)
+    assert resident["sources"] == ["hotline", "police"]
+    assert resident["phone"] != "13611112222"

@@ -132,7 +132,7 @@ def test_429_is_reported_with_its_retry_after_and_a_refused_token_names_the_sett
 ) -> None:
     members, activities = county.party_members, county.party_activities
     with PartyApiServer(members, activities, TOKEN, rate_limit_per_s=1) as limited:
-        source = make_source(limited, party_raw, tmp_path / "a", max_requests_per_second=20)
+        source = make_source(limited, party_raw, tmp_path / "a", max_requests_per_second=18)
         with pytest.raises(SourceUnavailable, match=r"rate limited \(429\)") as caught:
             source.poll()
         assert caught.value.retry_after is not None and caught.value.retry_after >= 1
