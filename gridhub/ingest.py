@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from gridhub.config import GridhubSettings
-from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
+from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore, Position
 from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.source import Source
 from gridhub.connectors.civil_affairs.source import CivilSource
@@ -26,6 +26,32 @@ from gridhub.topics import Topics
 log = get_logger("ingest")
 
 INGEST_STATUS_FILE = "status-ingest.json"
+
+PULLED: dict[str, tuple[type[Source], tuple[str, ...]]] = {
+    "police": (PoliceSource, ("syrk", "jq")),
+    # party activities count for grid.area, which the merge does not build yet
+    "party": (PartySource, ("members",)),
+    "civil": (CivilSource, ("jzdx",)),
+    "hotline": (HotlineSource, ("tickets",)),
+}
+"""Per source: its connector and the entities pulled."""
+
+
+def replay(settings: GridhubSettings, source: str, since: datetime) -> dict[str, Position | None]:
+    """Move a source's checkpoints back to ``since`` (``gridhub replay``); returns the
+    positions they had. The hub must not run: its connectors hold the positions.
+
+    Re-pulled versions are recognised downstream (an event row is the same row; a
+    resident gets the same content again), so only genuinely new data changes the
+    merged result.
+    """
+    kind, entities = PULLED[source]
+    store = FileCheckpointStore(settings.data_dir / "checkpoints")
+    before: dict[str, Position | None] = {}
+    for entity in entities:
+        before[entity] = store.load(source, entity)
+        store.save(source, entity, kind.position_since(since))
+    return before
 
 
 class Ingest:
@@ -43,21 +69,15 @@ class Ingest:
         # On the embedded broker a batch is safe only once stored in ClickHouse.
         ack_on_publish = not settings.kafka.embedded
         sources = settings.sources
-        if sources.police is not None:
-            self._add(PoliceSource, sources.police, ("syrk", "jq"), ack_on_publish)
-        if sources.party is not None:
-            # activities count for grid.area, which the merge does not build yet
-            self._add(PartySource, sources.party, ("members",), ack_on_publish)
-        if sources.civil is not None:
-            self._add(CivilSource, sources.civil, ("jzdx",), ack_on_publish)
-            if sources.civil.roster_dir is not None:
-                log.warning(
-                    "sources.civil.roster_dir is set but the roster connector is not built "
-                    "yet; rosters are not read",
-                    roster_dir=str(sources.civil.roster_dir),
-                )
-        if sources.hotline is not None:
-            self._add(HotlineSource, sources.hotline, ("tickets",), ack_on_publish)
+        for name in sources.configured():
+            kind, entities = PULLED[name]
+            self._add(kind, getattr(sources, name), entities, ack_on_publish)
+        if sources.civil is not None and sources.civil.roster_dir is not None:
+            log.warning(
+                "sources.civil.roster_dir is set but the roster connector is not built "
+                "yet; rosters are not read",
+                roster_dir=str(sources.civil.roster_dir),
+            )
 
     def _add(
         self,

@@ -83,6 +83,12 @@ class Source(ABC):
     def rewind(self) -> None:
         """Forget the in-memory position and resume from the committed checkpoint."""
 
+    @classmethod
+    def position_since(cls, since: datetime) -> Position:
+        """The position of a pull that starts again at ``since`` (``gridhub replay``): its
+        window's floor, with nothing seen yet. Stamps are kept as ISO 8601 in UTC."""
+        return {"low": since.astimezone(UTC).isoformat(timespec="microseconds"), "seen": {}}
+
     def close(self) -> None:  # noqa: B027 (a hook: most sources hold nothing to release)
         """Release the source's connections once its loop has stopped."""
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gridhub.connectors.base.checkpoint import Position
 from gridhub.connectors.base.table_source import TableSource, TableSpec
+from gridhub.connectors.base.table_window import TIME_FORMAT
 from gridhub.connectors.public_security.client import PoliceClient
+from gridhub.streams.normalize import CHINA_TZ
 
 from gridhub.config import PoliceSourceConfig, PolledTablesConfig
 
@@ -34,3 +37,9 @@ class PoliceSource(TableSource):
     def floor(self) -> datetime:
         """Before any ``gxsj``."""
         return datetime(1900, 1, 1)
+
+    @classmethod
+    def position_since(cls, since: datetime) -> Position:
+        """``gxsj`` is China local time at second precision, kept as the tables print it."""
+        local = since.astimezone(CHINA_TZ).replace(tzinfo=None)
+        return {"low": local.strftime(TIME_FORMAT), "seen": {}}
