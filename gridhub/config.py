@@ -86,6 +86,13 @@ class HubConfig(_Section):
     ingest_process: bool = True
     """Run the connectors and the route stage in child processes, so the stages use every
     core; ``false`` runs the whole hub in one process."""
+    ingest_token: SecretStr | None = None
+    """Bearer token of ``POST /ingest/v1/{source}/{entity}`` on ``listen``, for systems that
+    publish themselves over HTTP; write ``env:VAR``. Without one the endpoint is off."""
+    ingest_max_records: int = Field(default=5_000, ge=1, le=100_000)
+    """Records one ingest request may carry; more is refused with 413."""
+    ingest_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Body size one ingest request may have; more is refused with 413."""
     merge_processes: int = Field(default=2, ge=0, le=64)
     """With ``ingest_process``: merge processes sharing the partitions of ``person`` (at
     most ``kafka.partitions`` do work); their rows reach this process's sink over the
@@ -226,6 +233,7 @@ class SourcesConfig(_Section):
 
 _SECRET_KEYS = {
     ("hub", "pseudonym_key"),
+    ("hub", "ingest_token"),
     ("sources", "party", "token"),
     ("sources", "hotline", "app_secret"),
 }

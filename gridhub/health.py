@@ -1,8 +1,12 @@
-"""``GET /health`` on ``[hub] listen``: is data flowing, and if not, what is stuck.
+"""The hub's HTTP endpoint on ``[hub] listen``.
 
-Answers 200 with ``{"status": "ok", ...}`` when every component is healthy and
-503 with the failing components' reasons otherwise, so that Docker's and
-Kubernetes' health checks and an operator's browser read the same thing.
+``GET /health``: is data flowing, and if not, what is stuck. Answers 200 with
+``{"status": "ok", ...}`` when every component is healthy and 503 with the
+failing components' reasons otherwise, so that Docker's and Kubernetes'
+health checks and an operator's browser read the same thing.
+
+``POST /ingest/v1/{source}/{entity}`` (when ``[hub] ingest_token`` is set):
+see ``gridhub.connectors.http_ingest``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from gridhub.connectors.http_ingest import PREFIX, HttpIngest
 from gridhub.logs import get_logger
 
 log = get_logger("health")
@@ -48,26 +53,49 @@ def health_report(
 class HealthServer:
     """A small threaded HTTP server; the hub keeps running if the port is taken."""
 
-    def __init__(self, listen: str, report: Report) -> None:
+    def __init__(self, listen: str, report: Report, ingest: HttpIngest | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.report = report
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/health":
-                    self.send_error(404, "only /health is served here")
+                    self.send_error(404, "GET /health is served here")
                     return
                 try:
                     body = server.report()
                 except Exception as exc:
                     body = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
-                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-                self.send_response(200 if body.get("status") == "ok" else 503)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(200 if body.get("status") == "ok" else 503, body)
+
+            def do_POST(self) -> None:
+                if ingest is None or not self.path.startswith(PREFIX):
+                    self._answer(404, {"error": "HTTP ingest is off ([hub] ingest_token)"})
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or length > ingest.max_bytes:
+                    self.close_connection = True  # the body is not read
+                    self._answer(
+                        413 if length > 0 else 411,
+                        {"error": f"send a Content-Length of at most {ingest.max_bytes} bytes"},
+                    )
+                    return
+                answer = ingest.handle(
+                    self.path, self.headers.get("Authorization"), self.rfile.read(length)
+                )
+                self._answer(answer.status, answer.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -88,10 +116,12 @@ class HealthServer:
         self._httpd.server_close()
 
 
-def start_health_server(listen: str, report: Report) -> HealthServer | None:
+def start_health_server(
+    listen: str, report: Report, ingest: HttpIngest | None = None
+) -> HealthServer | None:
     """Start the endpoint, or log why not (a taken port must not stop the hub)."""
     try:
-        server = HealthServer(listen, report)
+        server = HealthServer(listen, report, ingest)
     except OSError as exc:
         log.warning("health endpoint not started", listen=listen, reason=str(exc))
         return None

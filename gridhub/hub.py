@@ -32,6 +32,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
+from gridhub.connectors.http_ingest import HttpIngest
 from gridhub.errors import ConfigError
 from gridhub.health import HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
@@ -183,6 +184,7 @@ class Hub:
         self._counts: tuple[float, dict[str, int]] | None = None
         self.health: HealthServer | None = None
         self.store_server: StoreServer | None = None
+        self.http_ingest: HttpIngest | None = None
         self.last_status: dict[str, Any] | None = None
 
     # -- start-up -----------------------------------------------------------------------
@@ -274,7 +276,11 @@ class Hub:
             self._start_child("merge_worker", bootstrap, merge_status_file(index), index)
             for index in range(self.merge_children)
         ]
-        self.health = start_health_server(self.settings.hub.listen, self.health_report)
+        if self.settings.hub.ingest_token is not None:
+            self.http_ingest = HttpIngest(self.settings.hub, bootstrap, self.topics)
+        self.health = start_health_server(
+            self.settings.hub.listen, self.health_report, self.http_ingest
+        )
         if self.settings.clickhouse.embedded:
             self._serve_store()
         return self.app
@@ -361,6 +367,9 @@ class Hub:
         if self.health is not None:
             self.health.stop()
             self.health = None
+        if self.http_ingest is not None:
+            self.http_ingest.close()
+            self.http_ingest = None
         if self.store_server is not None:
             self.store_server.stop()
             self.store_server = None

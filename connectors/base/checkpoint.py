@@ -104,8 +104,8 @@ class Checkpoint:
     def acknowledge(self, seq: int) -> None:
         """Step 3: the batch is safe; step 4 runs when it closes a contiguous prefix."""
         with self._lock:
-            if seq <= self._committed_seq:
-                return
+            if seq <= self._committed_seq or seq not in self._pending:
+                return  # settled, abandoned by a rewind, or not this checkpoint's batch
             self._acked.add(seq)
             position = None
             while self._committed_seq + 1 in self._acked:
@@ -128,6 +128,11 @@ class Checkpoint:
             return len(self._pending)
 
 
+FOREIGN_SEQ_START = 2**53
+"""Batch numbers from here on are batches no connector pulled (HTTP ingest): their
+acknowledgements move no checkpoint. A connector numbers from 0 in each process."""
+
+
 class SinkAcknowledgements:
     """Step 3 on the embedded broker: a batch is acknowledged once every part is stored.
 
@@ -144,8 +149,8 @@ class SinkAcknowledgements:
     def part_done(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
         """Record one stored part; acknowledge the batch when all its parts are stored."""
         checkpoint = self.checkpoints.get((source, entity))
-        if checkpoint is None or checkpoint.settled(seq):
-            return  # unknown, or a replayed part of a batch already committed
+        if checkpoint is None or checkpoint.settled(seq) or seq >= FOREIGN_SEQ_START:
+            return  # unknown, a replayed part of a batch already committed, or not a pull
         key = (source, entity, seq)
         with self._lock:
             done = self._done.setdefault(key, set())
