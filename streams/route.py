@@ -107,6 +107,61 @@ def decode_record(entity: str, raw: bytes, *, validate: bool = True) -> dict[str
     return model.model_dump() if raw[:1] != b"\x00" else data
 
 
+JSON_CONTENT_TYPE = "application/json"
+"""A record sent on a raw topic as JSON carries ``content-type: application/json``."""
+
+
+def raw_head(
+    topic: str, prefix: str, value: bytes, headers: dict[str, bytes], seq: int
+) -> dict[str, Any]:
+    """What one message on ``<prefix>.raw.<source>.<entity>`` carries, as an Envelope.
+
+    The raw topics take three shapes (the ingest contract, README): an Envelope (a
+    batch, what the hub's connectors send), one source record in its Avro schema in
+    the Confluent wire format, or one record as JSON with the header
+    ``content-type: application/json``. A single record becomes a batch of one,
+    numbered ``seq`` (outside any connector's numbers). Anything else is refused,
+    with a reason for the dead letters.
+
+    Raises:
+        Rejected: the topic is not a raw topic of a known entity, or the value has
+            none of the three shapes.
+    """
+    source, _, entity = topic.removeprefix(f"{prefix}.raw.").partition(".")
+    if entity not in SCHEMA_OF:
+        raise Rejected(f"{topic} is not a raw topic of an entity this hub takes")
+    single = {
+        "source": source,
+        "entity": entity,
+        "seq": seq,
+        "cursor": "{}",
+        "records": [value],
+        "partition_count": 1,
+        "part": 0,
+    }
+    if value[:1] == b"\x00":
+        try:
+            name, data = decode(value)
+        except SchemaError as exc:
+            raise Rejected(f"message on {topic} does not decode: {exc}") from exc
+        if name == "Envelope":
+            if (data["source"], data["entity"]) != (source, entity):
+                raise Rejected(
+                    f"an Envelope of {data['source']}.{data['entity']} was sent to {topic}"
+                )
+            return data
+        if name == SCHEMA_OF[entity]:
+            return single
+        raise Rejected(f"a {name} record was sent to {topic}, which takes {SCHEMA_OF[entity]}")
+    content_type = headers.get("content-type", b"").decode("utf-8", "replace").lower()
+    if content_type.startswith(JSON_CONTENT_TYPE):
+        return single
+    raise Rejected(
+        f"message on {topic} is neither an Envelope, a {SCHEMA_OF[entity]} in the Confluent "
+        f"wire format, nor JSON with the header content-type: {JSON_CONTENT_TYPE}"
+    )
+
+
 def unlinked_key(source: str, entity: str, source_key: str) -> str:
     """Key of a record that links to no resident (stable per record, spreads partitions)."""
     text = f"{source}:{entity}:{source_key}"

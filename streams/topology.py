@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from gridhub.connectors.base.checkpoint import SinkAcknowledgements
+from gridhub.connectors.base.checkpoint import FOREIGN_SEQ_START, SinkAcknowledgements
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
 from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.merge_resident import ResidentMerger
-from gridhub.streams.route import decode_record, route
+from gridhub.streams.route import Rejected, dead_letter, decode_record, raw_head, route
 from gridhub.streams.row_batch import Part, pack_rows, unpack_into
 from gridhub.streams.sink import BatchingSink
 
@@ -125,8 +125,22 @@ def add_route_agent(
 
     @app.agent(raw)
     async def route_agent(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            _, head = decode(value)
+        async for event in stream.events():
+            message = event.message
+            seq = FOREIGN_SEQ_START + message.offset  # a single record: outside any connector's
+            try:
+                head = raw_head(
+                    message.topic, topics.prefix, event.value, _headers(message.headers), seq
+                )
+            except Rejected as exc:
+                source, _, entity = message.topic.removeprefix(f"{topics.prefix}.raw.").partition(
+                    "."
+                )
+                letter = dead_letter(source, entity or "unknown", exc.reason, event.value, "")
+                head = {"source": source, "entity": entity, "seq": seq, "cursor": "{}"}
+                await dead.send(value=_envelope(head, [letter], 0, 1, []))
+                counters.dead_letters += 1
+                continue
             batch = route(head["source"], head["entity"], head["records"], keyer, partitions)
             parts = batch.parts
             for part, (partition, (records, keys)) in enumerate(sorted(batch.routed.items())):
@@ -137,6 +151,12 @@ def add_route_agent(
                 await dead.send(value=_envelope(head, batch.dead_letters, parts - 1, parts, []))
             counters.routed += len(head["records"])
             counters.dead_letters += len(batch.dead_letters)
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    """Kafka headers as a dict with lower-case names (they come as pairs or as a mapping)."""
+    pairs = raw.items() if isinstance(raw, dict) else (raw or ())
+    return {str(name).lower(): bytes(value or b"") for name, value in pairs}
 
 
 def add_ack_agent(app: faust.App, topics: Topics, acks: SinkAcknowledgements) -> None:

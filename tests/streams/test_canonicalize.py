@@ -8,6 +8,7 @@ canonical events of the routed records.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,14 @@ from gridhub.schemas import PersonEvent, decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS, payload_json
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key, partition_for
 from gridhub.streams.normalize import IdReason
-from gridhub.streams.route import decode_record, resident_key_of, route, unlinked_key
+from gridhub.streams.route import (
+    Rejected,
+    decode_record,
+    raw_head,
+    resident_key_of,
+    route,
+    unlinked_key,
+)
 
 from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW, TICKET
 
@@ -333,3 +341,47 @@ def test_a_ticket_links_by_the_callers_id_and_never_by_a_masked_phone() -> None:
     unlinked = MAPPERS[("hotline", "tickets")](decode_record("tickets", records[0]), None, NOW)
     assert (unlinked["link_rule"], unlinked["name"]) == ("none", None)
     assert unlinked["attributes"]["open"] == "0"
+
+
+# --- the raw topics' three shapes (the ingest contract) ---------------------------------
+
+RAW = "gridhub.raw.police.syrk"
+
+
+def test_a_raw_message_is_an_envelope_one_avro_record_or_json_with_its_header() -> None:
+    envelope = encode_dict(
+        "Envelope",
+        {
+            "source": "police",
+            "entity": "syrk",
+            "seq": 4,
+            "cursor": "{}",
+            "produced_at": NOW,
+            "records": [syrk_bytes()],
+        },
+    )
+    assert raw_head(RAW, "gridhub", envelope, {}, 99)["seq"] == 4
+    single = raw_head(RAW, "gridhub", syrk_bytes(), {}, 99)
+    assert (single["source"], single["entity"], single["seq"]) == ("police", "syrk", 99)
+    assert single["records"] == [syrk_bytes()]
+    as_json = json.dumps({**SYRK, "gxsj": "2026-10-22T09:30:05"}).encode()
+    headers = {"content-type": b"application/json; charset=utf-8"}
+    assert raw_head(RAW, "gridhub", as_json, headers, 99)["records"] == [as_json]
+    (event,) = events_of("syrk", raw_head(RAW, "gridhub", as_json, headers, 99)["records"])
+    assert event["resident_key"] == KEYER.for_id(ID18)
+
+
+@pytest.mark.parametrize(
+    ("topic", "value", "headers", "reason"),
+    [
+        (RAW, b'{"rkbh": "R1"}', {}, "content-type: application/json"),
+        (RAW, b"\x00\x00\x00\x00\x07junk", {}, "does not decode"),
+        (RAW, jq_bytes(), {}, "JqRow record was sent to gridhub.raw.police.syrk"),
+        ("gridhub.raw.police.cars", syrk_bytes(), {}, "not a raw topic"),
+    ],
+)
+def test_a_raw_message_of_no_known_shape_is_refused_with_the_reason(
+    topic: str, value: bytes, headers: dict[str, bytes], reason: str
+) -> None:
+    with pytest.raises(Rejected, match=re.escape(reason)):
+        raw_head(topic, "gridhub", value, headers, 99)
