@@ -7,7 +7,10 @@ what reached the raw topic is read back with an independent Kafka client.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.civil_affairs.source import CivilSource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.civil_db import CivilDatabase
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.rows import dict_row
 from pydantic import SecretStr
 
 from gridhub.config import CivilSourceConfig
@@ -135,3 +141,81 @@ def test_a_dropped_connection_is_retried_from_the_checkpoint_and_loses_nothing(
     restarted = connector.restart()  # a new process resumes from the committed checkpoint
     assert restarted.poll() == 0
     assert sorted(published(civil_raw)) == sorted(in_table(civil_db))
+
+
+# --- property: random interleavings of writes, late transactions, faults, restarts -------
+
+ROWS = 6
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["insert", "update", "delete", "late", "commit", "poll", "restart", "drop"]
+        ),
+        st.integers(0, ROWS - 1),
+    ),
+    min_size=4,
+    max_size=14,
+)
+
+
+def versions(rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    return {(r["id"], r["updated_at"].isoformat(), str(r["bzje"]), r["deleted"]) for r in rows}
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(plan=steps)
+def test_random_interleavings_publish_every_latest_version_exactly_once(
+    civil_db: CivilDatabase, broker: EmbeddedBroker, tmp_path: Path, plan: list[tuple[str, int]]
+) -> None:
+    raw = RawTopics(broker.bootstrap, source="civil")
+    connector = Connector(civil_db, raw, tmp_path / secrets.token_hex(4))
+    with civil_db.connect() as conn:
+        conn.execute("TRUNCATE public.jzdx")
+    ids: dict[int, int] = {}
+    late: list[Any] = []
+    amount = 100
+    try:
+        for action, n in plan:
+            amount += 1
+            if action == "insert" or (action in ("update", "delete") and n not in ids):
+                (ids[n],) = civil_db.upsert([jzdx(n, bzje=Decimal(amount))])
+            elif action == "update":
+                civil_db.upsert([{"id": ids[n], "bzje": Decimal(amount)}])
+            elif action == "delete":
+                civil_db.soft_delete([ids[n]])
+            elif action == "late":
+                writer = civil_db.late_transaction()  # stamped now, visible at its commit
+                writer.upsert([jzdx(100 + n, bzje=Decimal(amount))])
+                late.append(writer)
+            elif action == "commit" and late:
+                late.pop(0).commit()
+            elif action == "poll":
+                connector.source.poll()
+            elif action == "restart":
+                connector.restart()
+            elif action == "drop":  # the database restarts: open transactions are lost
+                civil_db.kill_connections()
+                for writer in late:
+                    with contextlib.suppress(Exception):
+                        writer.rollback()
+                late.clear()
+                with contextlib.suppress(SourceUnavailable):
+                    connector.source.poll()
+                connector.source.rewind()
+        for writer in late:
+            writer.commit()
+        connector.source.poll()
+        assert connector.source.poll() == 0
+        with civil_db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            latest = versions(cur.execute("SELECT * FROM public.jzdx").fetchall())
+    finally:
+        connector.source.client.close()
+        connector.publisher.close()
+    records = raw.records("jzdx")
+    published = [tuple(v) for v in versions([decode(r)[1] for r in records])]
+    assert latest <= set(published)  # every row's latest version
+    assert len(published) == len(set(published))  # and none twice

@@ -5,10 +5,13 @@ cursor pages, 401, 429 with Retry-After, 5xx, resets, slow answers)."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gridhub.connectors.base.checkpoint import Checkpoint, FileCheckpointStore
 from gridhub.connectors.base.publisher import EnvelopePublisher
@@ -16,6 +19,8 @@ from gridhub.connectors.party_building.source import PartySource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.party_api import PartyApiServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from gridhub.config import PartySourceConfig
@@ -151,3 +156,79 @@ def test_a_member_the_model_refuses_travels_as_json_for_the_dead_letters(
     assert source.poll() == 1
     last = party_raw.records("members")[-1]
     assert last[:1] == b"{"  # JSON text: the route stage validates it and says why
+
+
+# --- property: random interleavings of updates, faults and restarts ---------------------
+
+
+@pytest.fixture(scope="module")
+def ten_members(county: County) -> list[dict[str, Any]]:
+    return county.party_members[:10]
+
+
+plans = st.lists(
+    st.tuples(
+        st.sampled_from(["update", "update", "poll", "restart", "503", "reset", "slow"]),
+        st.integers(0, 9),
+    ),
+    min_size=3,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(plan=plans)
+def test_random_interleavings_publish_every_latest_member_version_exactly_once(
+    ten_members: list[dict[str, Any]],
+    broker: EmbeddedBroker,
+    tmp_path: Path,
+    plan: list[tuple[str, int]],
+) -> None:
+    raw = RawTopics(broker.bootstrap, source="party")
+    members = ten_members
+    directory = tmp_path / secrets.token_hex(4)
+    with PartyApiServer(members, [], TOKEN) as server:
+        source = make_source(server, raw, directory, timeout_seconds=0.5)
+        for action, n in plan:
+            if action == "update":
+                server.upsert_member({**members[n], "mobile": f"1370000{n:04d}"}, touch=True)
+                continue
+            if action == "restart":
+                source.close()
+                source = make_source(server, raw, directory, timeout_seconds=0.5)
+                continue
+            if action == "503":
+                server.fail_next(503)
+            elif action == "reset":
+                server.reset_next()
+            elif action == "slow":
+                server.delay_next(1.0)
+            try:
+                source.poll()
+            except SourceUnavailable:
+                source.rewind()  # what the source loop does after a failure
+        source.poll()
+        assert source.poll() == 0
+        source.close()
+        served = httpx.get(
+            f"{server.base_url}/api/v2/members",
+            params={"updated_since": "1970-01-01T00:00:00+00:00", "limit": 500},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10,
+        ).json()["items"]
+        latest = {(m["memberId"], datetime.fromisoformat(m["updatedAt"])) for m in served}
+    published = published_versions(raw)
+    assert latest <= set(published)
+    assert len(published) == len(set(published))
+
+
+def published_versions(raw: RawTopics) -> list[tuple[str, datetime]]:
+    """(memberId, updatedAt) of every published member."""
+    return [
+        (member["memberId"], member["updatedAt"])
+        for member in (decode(record)[1] for record in raw.records("members"))
+    ]
