@@ -28,6 +28,9 @@ from gridhub.connectors.hotline.client import HotlineClient
 from gridhub.config import HotlineSourceConfig
 
 WINDOW_MS = 24 * 60 * 60 * 1000
+CLOCK_MARGIN_MS = 300_000
+"""The last window reaches this far past this machine's clock (the skew the platform
+itself accepts), so a ticket stamped by a clock running ahead is read at once."""
 PASSES = 4
 """How often one window is paged again when pages skipped a moving ticket."""
 
@@ -100,7 +103,8 @@ class HotlineSource(Source):
         )
         published = 0
         while start <= now_ms:
-            end = min(start + WINDOW_MS, now_ms + 1)
+            # a little past now: the platform's clock may run ahead of this machine's
+            end = min(start + WINDOW_MS, now_ms + CLOCK_MARGIN_MS)
             published += self._read_window(start, end)
             start = end
         self.health.positions["tickets"] = {

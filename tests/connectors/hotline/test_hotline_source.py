@@ -5,6 +5,7 @@ business errors inside HTTP 200, a platform clock that is off."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from gridhub.connectors.hotline.source import HotlineSource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.hotline_api import HotlineApiServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from gridhub.config import HotlineSourceConfig
@@ -182,3 +185,62 @@ def test_refusals_say_what_to_fix_without_the_secret(
         with pytest.raises(SourceUnavailable, match="app_secret") as refused:
             wrong.poll()
         assert "not-the-secret" not in str(refused.value)
+
+
+# --- property: random interleavings of updates, faults and restarts ---------------------
+
+plans = st.lists(
+    st.tuples(
+        st.sampled_from(["update", "update", "poll", "restart", "5001", "502", "reset"]),
+        st.integers(0, 7),
+    ),
+    min_size=3,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(plan=plans)
+def test_random_interleavings_publish_every_latest_ticket_version_exactly_once(
+    tickets: list[dict[str, Any]],
+    broker: EmbeddedBroker,
+    tmp_path: Path,
+    plan: list[tuple[str, int]],
+) -> None:
+    raw = RawTopics(broker.bootstrap, source="hotline")
+    directory = tmp_path / secrets.token_hex(4)
+    current = {t["ticketNo"]: t for t in tickets[:8]}
+    with HotlineApiServer(list(current.values()), KEY, SECRET) as server:
+        source = make_source(server, raw, directory)
+        for step, (action, n) in enumerate(plan):
+            if action == "update":
+                ticket = list(current.values())[n]
+                moved = {**ticket, "status": "派单", "updateTime": int(time.time() * 1000) + step}
+                server.upsert_ticket(moved)
+                current[moved["ticketNo"]] = moved
+                continue
+            if action == "restart":
+                source.close()
+                source = make_source(server, raw, directory)
+                continue
+            if action == "5001":
+                server.business_error_next("5001")
+            elif action == "502":
+                server.fail_next(502)
+            elif action == "reset":
+                server.reset_next()
+            try:
+                source.poll()
+            except SourceUnavailable:
+                source.rewind()  # what the source loop does after a failure
+        source.poll()
+        assert source.poll() == 0
+        source.close()
+    latest = {(t["ticketNo"], t["updateTime"]) for t in current.values()}
+    versions = published(raw)
+    assert latest <= set(versions)
+    assert len(versions) == len(set(versions))
