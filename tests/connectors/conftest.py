@@ -21,6 +21,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from gridhub.schemas.serde import decode
 from gridhub.simulators.police_db import JQ_COLUMNS, SYRK_COLUMNS, PoliceDatabase
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from gridhub.runtime.broker import EmbeddedBroker
@@ -190,3 +192,20 @@ def police_db() -> Iterator[PoliceDatabase]:
     """A fresh ``ga_rkxx_<hex>`` database, dropped after the test."""
     with PoliceDatabase() as database:
         yield database
+
+
+def plans(actions: list[str], keys: int, max_size: int = 12) -> st.SearchStrategy[Any]:
+    """Random plans for the property tests: steps of (action, which record)."""
+    return st.lists(
+        st.tuples(st.sampled_from(actions), st.integers(0, keys - 1)),
+        min_size=3,
+        max_size=max_size,
+    )
+
+
+property_settings = settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+"""Each example runs real databases, servers and the broker: few examples, no deadline."""

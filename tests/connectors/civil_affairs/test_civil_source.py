@@ -20,8 +20,7 @@ from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.civil_affairs.source import CivilSource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.civil_db import CivilDatabase
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
@@ -29,7 +28,7 @@ from gridhub.config import CivilSourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
 from tests.cases.police_rows import JZDX_ROW
-from tests.connectors.conftest import RawTopics
+from tests.connectors.conftest import RawTopics, plans, property_settings
 
 BATCH_ROWS = 7
 
@@ -146,15 +145,8 @@ def test_a_dropped_connection_is_retried_from_the_checkpoint_and_loses_nothing(
 # --- property: random interleavings of writes, late transactions, faults, restarts -------
 
 ROWS = 6
-steps = st.lists(
-    st.tuples(
-        st.sampled_from(
-            ["insert", "update", "delete", "late", "commit", "poll", "restart", "drop"]
-        ),
-        st.integers(0, ROWS - 1),
-    ),
-    min_size=4,
-    max_size=14,
+CIVIL_PLANS = plans(
+    ["insert", "update", "delete", "late", "commit", "poll", "restart", "drop"], ROWS, 14
 )
 
 
@@ -162,12 +154,8 @@ def versions(rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return {(r["id"], r["updated_at"].isoformat(), str(r["bzje"]), r["deleted"]) for r in rows}
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(plan=steps)
+@property_settings
+@given(plan=CIVIL_PLANS)
 def test_random_interleavings_publish_every_latest_version_exactly_once(
     civil_db: CivilDatabase, broker: EmbeddedBroker, tmp_path: Path, plan: list[tuple[str, int]]
 ) -> None:

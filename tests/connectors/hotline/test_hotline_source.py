@@ -18,14 +18,13 @@ from gridhub.connectors.hotline.source import HotlineSource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.hotline_api import HotlineApiServer
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from pydantic import SecretStr
 
 from gridhub.config import HotlineSourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
-from tests.connectors.conftest import RawTopics
+from tests.connectors.conftest import RawTopics, plans, property_settings
 
 KEY, SECRET = "county-320723", "hotline-secret-0123456789"
 PAGE = 3
@@ -189,22 +188,11 @@ def test_refusals_say_what_to_fix_without_the_secret(
 
 # --- property: random interleavings of updates, faults and restarts ---------------------
 
-plans = st.lists(
-    st.tuples(
-        st.sampled_from(["update", "update", "poll", "restart", "5001", "502", "reset"]),
-        st.integers(0, 7),
-    ),
-    min_size=3,
-    max_size=12,
-)
+HOTLINE_PLANS = plans(["update", "update", "poll", "restart", "5001", "502", "reset"], 8)
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(plan=plans)
+@property_settings
+@given(plan=HOTLINE_PLANS)
 def test_random_interleavings_publish_every_latest_ticket_version_exactly_once(
     tickets: list[dict[str, Any]],
     broker: EmbeddedBroker,

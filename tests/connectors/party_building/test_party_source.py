@@ -19,14 +19,13 @@ from gridhub.connectors.party_building.source import PartySource
 from gridhub.schemas.serde import decode
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.party_api import PartyApiServer
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from pydantic import SecretStr
 
 from gridhub.config import PartySourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
-from tests.connectors.conftest import RawTopics
+from tests.connectors.conftest import RawTopics, plans, property_settings
 
 TOKEN = "party-token-0123456789"
 PAGE = 7
@@ -166,22 +165,11 @@ def ten_members(county: County) -> list[dict[str, Any]]:
     return county.party_members[:10]
 
 
-plans = st.lists(
-    st.tuples(
-        st.sampled_from(["update", "update", "poll", "restart", "503", "reset", "slow"]),
-        st.integers(0, 9),
-    ),
-    min_size=3,
-    max_size=12,
-)
+PARTY_PLANS = plans(["update", "update", "poll", "restart", "503", "reset", "slow"], 10)
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(plan=plans)
+@property_settings
+@given(plan=PARTY_PLANS)
 def test_random_interleavings_publish_every_latest_member_version_exactly_once(
     ten_members: list[dict[str, Any]],
     broker: EmbeddedBroker,
