@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
 from gridhub.topics import SOURCE_ENTITIES, Topics
 
@@ -209,3 +210,11 @@ property_settings = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 """Each example runs real databases, servers and the broker: few examples, no deadline."""
+
+
+def poll_as_the_loop_does(source: Any) -> None:
+    """One poll as a source's loop makes it: a failure rewinds to the checkpoint."""
+    try:
+        source.poll()
+    except SourceUnavailable:
+        source.rewind()

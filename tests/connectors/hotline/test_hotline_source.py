@@ -24,7 +24,12 @@ from pydantic import SecretStr
 from gridhub.config import HotlineSourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
-from tests.connectors.conftest import RawTopics, plans, property_settings
+from tests.connectors.conftest import (
+    RawTopics,
+    plans,
+    poll_as_the_loop_does,
+    property_settings,
+)
 
 KEY, SECRET = "county-320723", "hotline-secret-0123456789"
 PAGE = 3
@@ -221,10 +226,7 @@ def test_random_interleavings_publish_every_latest_ticket_version_exactly_once(
                 server.fail_next(502)
             elif action == "reset":
                 server.reset_next()
-            try:
-                source.poll()
-            except SourceUnavailable:
-                source.rewind()  # what the source loop does after a failure
+            poll_as_the_loop_does(source)
         source.poll()
         assert source.poll() == 0
         source.close()

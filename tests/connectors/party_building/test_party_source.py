@@ -25,7 +25,12 @@ from pydantic import SecretStr
 from gridhub.config import PartySourceConfig
 from gridhub.errors import SourceUnavailable
 from gridhub.runtime.broker import EmbeddedBroker
-from tests.connectors.conftest import RawTopics, plans, property_settings
+from tests.connectors.conftest import (
+    RawTopics,
+    plans,
+    poll_as_the_loop_does,
+    property_settings,
+)
 
 TOKEN = "party-token-0123456789"
 PAGE = 7
@@ -195,10 +200,7 @@ def test_random_interleavings_publish_every_latest_member_version_exactly_once(
                 server.reset_next()
             elif action == "slow":
                 server.delay_next(1.0)
-            try:
-                source.poll()
-            except SourceUnavailable:
-                source.rewind()  # what the source loop does after a failure
+            poll_as_the_loop_does(source)
         source.poll()
         assert source.poll() == 0
         source.close()
