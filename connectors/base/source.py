@@ -9,6 +9,7 @@ runs in its own thread.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from abc import ABC, abstractmethod
@@ -18,6 +19,7 @@ from typing import Any
 
 from gridhub.connectors.base.checkpoint import Checkpoint, Position
 from gridhub.connectors.base.publisher import EnvelopePublisher
+from gridhub.connectors.base.table_window import TableWindow
 
 from gridhub.errors import SourceUnavailable
 from gridhub.logs import get_logger
@@ -88,6 +90,18 @@ class Source(ABC):
         """The position of a pull that starts again at ``since`` (``gridhub replay``): its
         window's floor, with nothing seen yet. Stamps are kept as ISO 8601 in UTC."""
         return {"low": since.astimezone(UTC).isoformat(timespec="microseconds"), "seen": {}}
+
+    def committed_windows(
+        self, lookback_seconds: float, time_format: str | None
+    ) -> dict[str, TableWindow]:
+        """Every entity's window as its checkpoint last committed it (what a rewind resumes
+        from; batches in flight are abandoned)."""
+        return {
+            entity: TableWindow(
+                copy.deepcopy(self.checkpoints[entity].rewind()), lookback_seconds, time_format
+            )
+            for entity in self.entities
+        }
 
     def close(self) -> None:  # noqa: B027 (a hook: most sources hold nothing to release)
         """Release the source's connections once its loop has stopped."""

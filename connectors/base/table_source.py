@@ -12,7 +12,6 @@ in-memory window but not published must not count as published.
 
 from __future__ import annotations
 
-import copy
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,11 +97,7 @@ class TableSource(Source):
     def rewind(self) -> None:
         """Resume every table from its committed position."""
         self.client.close()
-        for spec in self.specs:
-            committed = self.checkpoints[spec.entity].rewind()
-            self.windows[spec.entity] = TableWindow(
-                copy.deepcopy(committed), self.lookback_seconds, self.stamp_format
-            )
+        self.windows = self.committed_windows(self.lookback_seconds, self.stamp_format)
 
     def poll(self) -> int:
         """One pass over every table; a failure part-way rewinds them all."""

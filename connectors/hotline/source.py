@@ -14,7 +14,6 @@ back through the next pull's lookback).
 
 from __future__ import annotations
 
-import copy
 import time
 from datetime import UTC, datetime
 
@@ -72,15 +71,12 @@ class HotlineSource(Source):
             max_requests_per_second=config.max_requests_per_second,
             clock_offset_seconds=config.clock_offset_seconds,
         )
-        self.window = TableWindow(None, config.lookback_seconds, time_format=None)
-        self.rewind()
+        self.window: TableWindow
+        self.rewind()  # from the committed position
 
     def rewind(self) -> None:
         """Resume from the committed position."""
-        committed = self.checkpoints["tickets"].rewind()
-        self.window = TableWindow(
-            copy.deepcopy(committed), self.config.lookback_seconds, time_format=None
-        )
+        self.window = self.committed_windows(self.config.lookback_seconds, None)["tickets"]
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -16,7 +16,6 @@ dead-letters it with the reason.
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,11 +75,7 @@ class PartySource(Source):
 
     def rewind(self) -> None:
         """Resume every feed from its committed position."""
-        for entity in self.entities:
-            committed = self.checkpoints[entity].rewind()
-            self.windows[entity] = TableWindow(
-                copy.deepcopy(committed), self.config.lookback_seconds, time_format=None
-            )
+        self.windows = self.committed_windows(self.config.lookback_seconds, time_format=None)
 
     def poll(self) -> int:
         """One pull of every feed; a failure part-way rewinds them all."""
