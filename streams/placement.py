@@ -259,14 +259,6 @@ class Placer:
             self._cache[args] = found
         return found
 
-    def annotate(self, event: dict[str, Any]) -> None:
-        """Write the placement into a PersonEvent dict (``placement``, ``grid_code``,
-        ``community_code``), so that later stages need not match addresses again."""
-        found = self(event)
-        event["placement"] = found.method
-        event["grid_code"] = found.grid_code
-        event["community_code"] = found.community_code
-
 
 def placed(evidence: Mapping[str, Any]) -> Placement | None:
     """The placement a normalised record already carries, or None if it was not placed."""
