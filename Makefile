@@ -32,5 +32,8 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_end_to_end.py
 
+accuracy: $(STAMP)
+	$(BIN)/python tests/bench/accuracy.py
+
 clean:
-	rm -rf gridhub-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf gridhub-demo gridhub-accuracy .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

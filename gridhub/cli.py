@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -130,7 +131,7 @@ def _running_store(settings: GridhubSettings) -> str | None:
     if not settings.clickhouse.embedded:
         return None
     snapshot = read_status(settings.data_dir)
-    if not snapshot or "stopped_at" in snapshot or not _alive(int(snapshot["pid"])):
+    if not snapshot or not _hub_running(snapshot):
         return None
     address = snapshot.get("store_http")
     return str(address) if address else None
@@ -184,7 +185,7 @@ def status(
     if snapshot is None:
         err.print(f"no hub has run with data_dir {settings.data_dir} yet")
         raise typer.Exit(1)
-    running = "stopped_at" not in snapshot and _alive(int(snapshot["pid"]))
+    running = _hub_running(snapshot)
     bootstrap = snapshot["broker"]["bootstrap"]
     broker_up = (
         broker_answers(bootstrap) if running or not snapshot["broker"]["embedded"] else False
@@ -240,17 +241,20 @@ def replay(
         ),
     ],
     config: ConfigOption = None,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the running hub to apply it.")
+    ] = 120.0,
 ) -> None:
     """Pull a source again from a point in time; only genuinely new data changes the result.
 
-    Moves the source's checkpoints back; the next ``gridhub run`` re-pulls from there.
-    The hub must be stopped first (its connectors hold the checkpoints).
+    While a hub runs (or on a deployment's broker) the process that pulls the source
+    stops it after its batch in flight, moves its checkpoints back and starts it again;
+    the command waits until it did. An embedded hub that is stopped has its checkpoint
+    files moved back, and the next ``gridhub run`` pulls again from there.
     """
-    from datetime import datetime
-
     from gridhub.hub import read_status
     from gridhub.ingest import PULLED
-    from gridhub.ingest import replay as replay_source
+    from gridhub.ingest import replay as replay_stopped
     from gridhub.streams.normalize import CHINA_TZ
 
     settings = _settings(config)
@@ -268,17 +272,63 @@ def replay(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=CHINA_TZ)
     snapshot = read_status(settings.data_dir)
-    if snapshot and "stopped_at" not in snapshot and _alive(int(snapshot["pid"])):
-        err.print(
-            f"[red]the hub is running[/red] (pid {snapshot['pid']}): stop it first; "
-            "its connectors hold the checkpoints this command moves"
-        )
+    running = _hub_running(snapshot)
+    if settings.kafka.embedded and not running:
+        before = replay_stopped(settings, source, moment)
+        for entity, position in before.items():
+            low = (position or {}).get("low") or "the beginning"
+            console.print(f"{source}.{entity}: from {low} back to {moment.isoformat()}")
+        console.print("the next `gridhub run` pulls it again from there")
+        return
+    bootstrap = (
+        str(snapshot["broker"]["bootstrap"])
+        if settings.kafka.embedded and snapshot
+        else settings.kafka.bootstrap
+    )
+    _replay_running(settings, bootstrap, source, moment, wait)
+
+
+def _replay_running(
+    settings: GridhubSettings, bootstrap: str, source: str, moment: datetime, wait: float
+) -> None:
+    """Ask the process that owns ``source`` to replay it, and report what it did."""
+    from gridhub.replay_requests import send_request, wait_for_result
+    from gridhub.topics import Topics
+
+    topics = Topics(settings.kafka.topic_prefix)
+    try:
+        request = send_request(bootstrap, topics, source, moment)
+    except GridhubError as exc:
+        err.print(f"[red]replay not requested:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"asked the process that pulls {source} to pull it again from {moment.isoformat()}")
+    result = wait_for_result(bootstrap, topics, request, wait)
+    if result is None:
+        if settings.kafka.embedded:
+            err.print(
+                f"[red]the running hub did not apply the replay within {wait:.0f} s[/red]; "
+                f"see {settings.data_dir / 'logs'} and try again"
+            )
+        else:
+            err.print(
+                f"[yellow]no running process applied the replay within {wait:.0f} s[/yellow]: "
+                f"the request stays on {topics.connectors}, and the process that next "
+                f"pulls {source} applies it"
+            )
         raise typer.Exit(1)
-    before = replay_source(settings, source, moment)
-    for entity, position in before.items():
-        low = (position or {}).get("low") or "the beginning"
-        console.print(f"{source}.{entity}: from {low} back to {moment.isoformat()}")
-    console.print("the next `gridhub run` pulls it again from there")
+    if not result.applied:
+        err.print(f"[red]the hub did not replay {source}:[/red] {result.message}")
+        raise typer.Exit(1)
+    for entity, low in result.before.items():
+        console.print(
+            f"{source}.{entity}: from {low or 'the beginning'} back to {moment.isoformat()}"
+        )
+    console.print(f"applied by {result.owner}: {source} is being pulled again from there")
+
+
+def _hub_running(snapshot: dict[str, Any] | None) -> bool:
+    """Whether the status file was written by a hub that is still running."""
+    return bool(snapshot and "stopped_at" not in snapshot and _alive(int(snapshot["pid"])))
 
 
 def _alive(pid: int) -> bool:
@@ -287,6 +337,58 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+reference_app = typer.Typer(help="The unified grid map ([reference] dir).", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+
+
+@reference_app.command("reload")
+def reference_reload(config: ConfigOption = None) -> None:
+    """Load the grid map again and re-place the residents and records it moves.
+
+    The folder is checked first; a running hub then stores the new map, re-places
+    the records without a resident, and has every merge partition re-place its
+    residents (only those whose grid changes get a new row; grid.area follows).
+    A stopped hub uses the new map when it next starts, and re-places then.
+    """
+    import httpx
+
+    from gridhub.health import RELOAD_PATH
+    from gridhub.hub import load_reference_dir, read_status
+    from gridhub.reference import ReferenceDataError
+
+    settings = _settings(config)
+    try:
+        reference = load_reference_dir(settings)
+    except (GridhubError, ReferenceDataError) as exc:
+        err.print(f"[red]the grid map does not load:[/red] {exc}")
+        raise typer.Exit(1) from None
+    snapshot = read_status(settings.data_dir)
+    if not _hub_running(snapshot) or not snapshot or not snapshot.get("health"):
+        console.print(
+            f"grid map checked: {len(reference.grids)} grids, {len(reference.addresses)} "
+            "addresses. The hub is not running: it uses this map, and re-places what it "
+            "moves, when it next starts."
+        )
+        return
+    try:
+        answer = httpx.post(f"http://{snapshot['health']}{RELOAD_PATH}", timeout=300)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]the running hub did not answer:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    body = answer.json()
+    if answer.status_code != 200:
+        err.print(f"[red]the hub refused the reload:[/red] {body.get('error')}")
+        raise typer.Exit(1)
+    if not body["changed"]:
+        console.print("the grid map is the one in use: nothing to re-place")
+        return
+    console.print(
+        f"grid map reloaded: {body['grids']} grids; {body['unlinked_re_placed']} records "
+        f"without a resident re-placed; {body['partitions_notified']} merge partitions "
+        "re-place their residents now (grid.area follows within seconds)"
+    )
 
 
 def main() -> None:

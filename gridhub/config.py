@@ -130,10 +130,31 @@ class ClickHouseConfig(_Section):
     """The sink inserts when this many rows are waiting..."""
     batch_seconds: float = Field(default=0.5, gt=0)
     """...or when the oldest waiting row is this old."""
+    area_refresh_seconds: float = Field(default=5.0, gt=0)
+    """``grid.area`` is recomputed at most this often while rows are being stored..."""
+    area_max_age_seconds: float = Field(default=600.0, gt=0)
+    """...and at least this often, because its 30-day windows move with the clock."""
 
     @property
     def embedded(self) -> bool:
         """True when the store is the in-process chdb engine."""
+        return self.url == EMBEDDED
+
+
+class RegistryConfig(_Section):
+    """``[registry]``: the schema registry that holds the raw topics' subjects."""
+
+    url: str = Field(default=EMBEDDED, repr=False)
+    """``embedded`` serves the hub's own registry on ``serve``; else the URL of a
+    Confluent-compatible registry, ``http://user:env:REGISTRY_PW@host:8081``."""
+    serve: str = "127.0.0.1:8081"
+    """Embedded only: where the registry listens (loopback only; port 0 picks a free one)."""
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    """A registry call slower than this counts as unreachable and is retried."""
+
+    @property
+    def embedded(self) -> bool:
+        """True when the hub serves the registry itself."""
         return self.url == EMBEDDED
 
 
@@ -239,6 +260,7 @@ _SECRET_KEYS = {
 }
 _DSN_KEYS = {
     ("clickhouse", "url"),
+    ("registry", "url"),
     ("sources", "police", "dsn"),
     ("sources", "civil", "dsn"),
 }
@@ -263,6 +285,63 @@ class _TomlSource(PydanticBaseSettingsSource):
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
+PERSON_RECORDS = (
+    "police:syrk",
+    "party:members",
+    "civil:jzdx",
+    "civil:roster_elderly",
+    "civil:roster_disability",
+)
+"""Records about a person: the only ones whose phone or address may become a resident's."""
+EVIDENCE_RECORDS = ("hotline:tickets", "police:jq")
+"""Records that only name a person (a caller, a reporter): evidence for identity fields."""
+
+
+class SurvivorshipConfig(_Section):
+    """``[survivorship]``: which records win a field, best first, as ``source:entity``.
+
+    Left out, a list is identity.md's default table (``streams/merge_resident.py``
+    ``DEFAULT_POLICY``); a record left out of a list never wins that field.
+    """
+
+    identity: tuple[str, ...] | None = None
+    """Name, gender and birth date (the ID number itself is the last resort)."""
+    address: tuple[str, ...] | None = None
+    """Residence address, and so the grid."""
+    phone: tuple[str, ...] | None = None
+    """Timed phone observations: the newest among these wins."""
+    phone_untimed: tuple[str, ...] | None = None
+    """Phones without a time (rosters), used only when no timed one exists."""
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return _records(value, PERSON_RECORDS + EVIDENCE_RECORDS)
+
+    @field_validator("address", "phone", "phone_untimed")
+    @classmethod
+    def _person_only(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return _records(value, PERSON_RECORDS)
+
+    def overrides(self) -> dict[str, tuple[str, ...]]:
+        """The lists this deployment sets."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+def _records(value: tuple[str, ...] | None, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    unknown = [name for name in value if name not in allowed]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)} cannot win this field; use some of {', '.join(allowed)} "
+            "(a ticket's or an incident's phone and address are never a resident's)"
+        )
+    if len(set(value)) != len(value):
+        raise ValueError("a record is named twice")
+    return value
+
+
 class GridhubSettings(BaseSettings):
     """Everything the hub is told: one model, one place."""
 
@@ -276,8 +355,10 @@ class GridhubSettings(BaseSettings):
     hub: HubConfig = HubConfig()
     kafka: KafkaConfig = KafkaConfig()
     clickhouse: ClickHouseConfig = ClickHouseConfig()
+    registry: RegistryConfig = RegistryConfig()
     reference: ReferenceConfig = ReferenceConfig()
     sources: SourcesConfig = SourcesConfig()
+    survivorship: SurvivorshipConfig = SurvivorshipConfig()
     config_path: Path | None = Field(default=None, exclude=True)
     """Where the configuration was read from (set by :func:`load_settings`)."""
 
@@ -292,7 +373,7 @@ class GridhubSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _TomlSource(settings_cls)
 
-    @field_validator("hub", "clickhouse", "reference", "sources", mode="before")
+    @field_validator("hub", "clickhouse", "registry", "reference", "sources", mode="before")
     @classmethod
     def _resolve_secrets(cls, value: Any, info: Any) -> Any:
         if isinstance(value, dict):

@@ -37,6 +37,13 @@ EXAMPLE_QUERIES = (
         "GROUP BY community_code ORDER BY residents DESC LIMIT 5",
     ),
     (
+        "The busiest unified grids (grid.area, one row per grid)",
+        "SELECT grid_name, residents, floating_population AS floating, party_members, "
+        "assistance_recipients AS assisted, elderly_80_plus AS age_80_plus, "
+        "hotline_tickets_30d AS tickets_30d, incidents_30d, volunteer_hours_30d AS volunteer_h "
+        "FROM grid.area FINAL ORDER BY residents DESC LIMIT 5",
+    ),
+    (
         "How residents were placed on the unified grid",
         "SELECT placement, count() AS residents FROM grid.resident FINAL "
         "GROUP BY placement ORDER BY residents DESC",
@@ -91,6 +98,7 @@ def write_config(
     civil_dsn: str | None = None,
     party_url: str | None = None,
     hotline_url: str | None = None,
+    roster_dir: Path | None = None,
 ) -> Path:
     """The demo's ``gridhub.toml``."""
     lines = [
@@ -103,6 +111,8 @@ def write_config(
         "[clickhouse]",
         'url = "embedded"',
         'serve = "127.0.0.1:0"  # any free port; `gridhub status` shows it',
+        "[registry]",
+        'serve = "127.0.0.1:0"  # any free port; data/status.json names it',
         "[reference]",
         'dir = "reference"',
     ]
@@ -110,6 +120,8 @@ def write_config(
         lines += ["[sources.police]", f'dsn = "{police_dsn}"', "poll_seconds = 1.0"]
     if civil_dsn:
         lines += ["[sources.civil]", f'dsn = "{civil_dsn}"', "poll_seconds = 1.0"]
+        if roster_dir is not None:
+            lines.append(f'roster_dir = "{roster_dir}"')
     if party_url:
         lines += [
             "[sources.party]",
@@ -196,8 +208,7 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
         write_config(directory, None)
         return run
     console.print(
-        "[dim]not pulled yet: party activities and the civil-affairs rosters "
-        "(their connectors are the next step; see README)[/dim]"
+        "[dim]not pulled yet: party activities (they wait for grid.area; see README)[/dim]"
     )
     with contextlib.ExitStack() as stack:
         police = stack.enter_context(PoliceDatabase())
@@ -222,6 +233,12 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
                 f"civil-affairs simulator: PostgreSQL database {civil.name} with "
                 f"{len(county.jzdx_rows)} jzdx rows"
             )
+            roster_dir = drop_rosters(county, directory / "mz-inbox")
+            console.print(
+                f"civil-affairs roster folder {roster_dir}: "
+                f"{len(county.elderly_rosters)} months of 高龄津贴 (GBK CSV) and "
+                f"{len(county.disability_rosters)} of 残疾人两项补贴 (XLSX), with .ok markers"
+            )
         party = stack.enter_context(
             PartyApiServer(county.party_members, county.party_activities, DEMO_PARTY_TOKEN)
         )
@@ -236,13 +253,33 @@ def run_demo(directory: Path, *, residents: int, seed: int, console: Console) ->
             f"12345 hotline simulator: signed API at {hotline.base_url} with "
             f"{len(county.hotline_tickets)} tickets"
         )
-        config = write_config(directory, police.dsn, civil_dsn, party.base_url, hotline.base_url)
+        config = write_config(
+            directory,
+            police.dsn,
+            civil_dsn,
+            party.base_url,
+            hotline.base_url,
+            roster_dir if civil_dsn else None,
+        )
         started = time.monotonic()
         status = run_hub_until_caught_up(config)
         run.seconds = time.monotonic() - started
     run.counts = status.get("tables", {})
     _report(run, config, console)
     return run
+
+
+def drop_rosters(county: County, folder: Path) -> Path:
+    """The county's monthly rosters in a clerks' folder, oldest month first, each with its
+    marker (as a clerk's copy job leaves them)."""
+    from gridhub.simulators.rosters import RosterDirectory
+
+    rosters = RosterDirectory(folder)
+    for month, rows in sorted(county.elderly_rosters.items()):
+        rosters.drop_elderly(month, rows)
+    for month, rows in sorted(county.disability_rosters.items()):
+        rosters.drop_disability(month, rows)
+    return folder
 
 
 def _report(run: DemoRun, config: Path, console: Console) -> None:

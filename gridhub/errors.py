@@ -8,7 +8,12 @@ and what to do about it, never a secret::
     ├── EmbeddedRuntimeError         (Terminal)  the embedded broker or store would not start
     ├── SourceUnavailable            (Transient) a source system cannot be reached; retry_after
     ├── RecordRejected               (Terminal)  one record is unusable; goes to dead letters
-    └── SinkBackpressure             (Transient) ClickHouse is slow or down; retry_after
+    ├── SinkBackpressure             (Transient) ClickHouse is slow or down; retry_after
+    ├── BrokerUnavailable            (Transient) the broker did not take or serve the hub's
+                                                 own messages (checkpoints, replay requests)
+    ├── ReplayNotApplied             (Terminal)  no process applied a replay request in time
+    └── PullStopped                              not a failure: a source was asked to stop
+                                                 between two batches (ownership moved, a replay)
 
 ``Transient`` means "retry later, nothing is wrong with the data";
 ``Terminal`` means retrying the same thing cannot help.
@@ -63,3 +68,20 @@ class SinkBackpressure(GridhubError, Transient):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BrokerUnavailable(GridhubError, Transient):
+    """The broker did not take a checkpoint or a request, or a topic could not be read to
+    its high watermark."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ReplayNotApplied(GridhubError, Terminal):
+    """``gridhub replay`` got no answer from the process that owns the source."""
+
+
+class PullStopped(GridhubError):
+    """Control flow, never shown: the source loop stops after the batch just sent."""

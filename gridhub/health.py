@@ -50,10 +50,22 @@ def health_report(
     return {"status": "ok" if healthy else "unhealthy", "components": components}
 
 
+AdminAction = Callable[[], tuple[int, dict[str, Any]]]
+"""An operator command the hub takes over HTTP (``POST /admin/...``): status and answer."""
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+RELOAD_PATH = "/admin/reference/reload"
+
+
 class HealthServer:
     """A small threaded HTTP server; the hub keeps running if the port is taken."""
 
-    def __init__(self, listen: str, report: Report, ingest: HttpIngest | None = None) -> None:
+    def __init__(
+        self,
+        listen: str,
+        report: Report,
+        ingest: HttpIngest | None = None,
+        admin: dict[str, AdminAction] | None = None,
+    ) -> None:
         host, _, port = listen.rpartition(":")
         self.report = report
         server = self
@@ -78,6 +90,13 @@ class HealthServer:
                 self._answer(200 if body.get("status") == "ok" else 503, body)
 
             def do_POST(self) -> None:
+                action = (admin or {}).get(self.path.split("?")[0])
+                if action is not None:
+                    if self.client_address[0] not in LOOPBACK:
+                        self._answer(403, {"error": "operator commands are taken from this host"})
+                        return
+                    self._answer(*action())
+                    return
                 if ingest is None or not self.path.startswith(PREFIX):
                     self._answer(404, {"error": "HTTP ingest is off ([hub] ingest_token)"})
                     return
@@ -117,11 +136,14 @@ class HealthServer:
 
 
 def start_health_server(
-    listen: str, report: Report, ingest: HttpIngest | None = None
+    listen: str,
+    report: Report,
+    ingest: HttpIngest | None = None,
+    admin: dict[str, AdminAction] | None = None,
 ) -> HealthServer | None:
     """Start the endpoint, or log why not (a taken port must not stop the hub)."""
     try:
-        server = HealthServer(listen, report, ingest)
+        server = HealthServer(listen, report, ingest, admin)
     except OSError as exc:
         log.warning("health endpoint not started", listen=listen, reason=str(exc))
         return None

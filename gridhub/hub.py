@@ -33,11 +33,13 @@ from kafka.errors import TopicAlreadyExistsError
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.connectors.http_ingest import HttpIngest
-from gridhub.errors import ConfigError
-from gridhub.health import HealthServer, health_report, start_health_server
+from gridhub.errors import ConfigError, GridhubError
+from gridhub.health import RELOAD_PATH, HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
 from gridhub.logs import configure_logging, get_logger
-from gridhub.reference import ReferenceData, load_reference
+from gridhub.reference import ReferenceData, ReferenceDataError, load_reference
+from gridhub.registry.server import RegistryServer, serve_registry
+from gridhub.registry.subjects import register_raw_subjects
 from gridhub.runtime.broker import (
     EmbeddedBroker,
     broker_answers,
@@ -46,13 +48,24 @@ from gridhub.runtime.broker import (
 )
 from gridhub.runtime.files import read_json, write_json_atomic
 from gridhub.runtime.heap import freeze_startup_heap
+from gridhub.schemas.registry_client import SchemaRegistryClient
+from gridhub.store.area import AreaRefresher, load_grid_map
 from gridhub.store.client import close_embedded, open_client
 from gridhub.store.migrations import migrate
 from gridhub.store.serve import StoreServer
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
-from gridhub.streams.merge_resident import MergeContext, ResidentMerger, ResidentStore
+from gridhub.streams.merge_resident import MergeContext, ResidentMerger, policy_with
+from gridhub.streams.replace_unlinked import replace_unlinked
 from gridhub.streams.sink import BatchingSink
-from gridhub.streams.topology import StageCounters, Topology, build_app
+from gridhub.streams.state_store import PartitionedResidentStore
+from gridhub.streams.topology import (
+    REFERENCE_RELOAD,
+    StageCounters,
+    Topology,
+    build_app,
+    notify_partitions,
+)
+from gridhub.streams.writer_schema import WriterSchemas
 from gridhub.topics import Topics
 
 log = get_logger("hub")
@@ -175,7 +188,10 @@ class Hub:
         self.ingest_process: subprocess.Popen[bytes] | None = None
         self.route_process: subprocess.Popen[bytes] | None = None
         self.merge_processes: list[subprocess.Popen[bytes]] = []
-        self.resident_store: ResidentStore | None = None
+        self.resident_store: PartitionedResidentStore | None = None
+        self.area: AreaRefresher | None = None
+        self.reference: ReferenceData | None = None
+        self.bootstrap: str | None = None
         self.counters = StageCounters()
         self.started_at = datetime.now(UTC)
         self.app: faust.App | None = None
@@ -186,6 +202,10 @@ class Hub:
         self.store_server: StoreServer | None = None
         self.http_ingest: HttpIngest | None = None
         self.last_status: dict[str, Any] | None = None
+        self.registry_server: RegistryServer | None = None
+        self.registry: SchemaRegistryClient | None = None
+        self.child_env: dict[str, str] = {}
+        """Set in the children's environment (the embedded registry's bound URL)."""
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -221,15 +241,18 @@ class Hub:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
+                env={**os.environ, **self.child_env},
             )
 
     def prepare(self) -> faust.App:
         """Start broker and store, migrate, create topics, build ingest and agents."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        registry = self._register_schemas()
         reference = load_reference_dir(self.settings)
         client = open_client(self.settings)
         migrate(client, self.settings.clickhouse.database)
         bootstrap = self._bootstrap()
+        self.bootstrap = bootstrap
         create_topics(bootstrap, self.topics, self.settings.kafka.partitions)
         keyer = resident_keyer(self.settings)  # creates the key file before any child reads it
         separate = self.settings.hub.ingest_process
@@ -242,14 +265,27 @@ class Hub:
         self.dead_sink = BatchingSink(
             client, self.settings.clickhouse.database, lock=self.sink.lock
         )
+        moved = self._use_map(client, reference)
+        if moved is not None:
+            log.info("grid map changed since the last run", unlinked_re_placed=moved)
+        self.area = AreaRefresher(
+            client,
+            self.settings.clickhouse.database,
+            self.sink.lock,
+            every=self.settings.clickhouse.area_refresh_seconds,
+            max_age=self.settings.clickhouse.area_max_age_seconds,
+        )
         self.client = client
         self.reader = (
             open_client(self.settings, reader=True) if self.settings.clickhouse.embedded else client
         )
         merger = None
         if not self.merge_children:
-            self.resident_store = ResidentStore(self.data_dir / "state" / "residents")
-            merger = ResidentMerger(self.resident_store, MergeContext(reference))
+            self.resident_store = PartitionedResidentStore(
+                self.data_dir / "state" / "residents", self.settings.kafka.partitions
+            )
+            policy = policy_with(self.settings.survivorship.overrides())
+            merger = ResidentMerger(self.resident_store, MergeContext(reference, policy))
         self.topology = Topology(
             app_id=self.settings.kafka.group_id,
             bootstrap=bootstrap,
@@ -263,6 +299,8 @@ class Hub:
             batch_seconds=self.settings.clickhouse.batch_seconds,
             counters=self.counters,
             on_tick=lambda app: self.tick(),
+            reference=lambda: load_reference_dir(self.settings),
+            writer_schemas=None if separate else WriterSchemas(registry),
         )
         if separate and self.settings.kafka.embedded:
             on_part_done = self._queue_ack
@@ -279,11 +317,38 @@ class Hub:
         if self.settings.hub.ingest_token is not None:
             self.http_ingest = HttpIngest(self.settings.hub, bootstrap, self.topics)
         self.health = start_health_server(
-            self.settings.hub.listen, self.health_report, self.http_ingest
+            self.settings.hub.listen,
+            self.health_report,
+            self.http_ingest,
+            {RELOAD_PATH: self._reload_answer},
         )
         if self.settings.clickhouse.embedded:
             self._serve_store()
         return self.app
+
+    def _register_schemas(self) -> SchemaRegistryClient:
+        """Serve the embedded schema registry when configured, then register the raw
+        topics' subjects (``gridhub.registry.subjects``): a refusal stops the start."""
+        config = self.settings.registry
+        url = config.url
+        if config.embedded:
+            self.registry_server = serve_registry(config.serve, self.data_dir)
+            url = self.registry_server.url
+            self.child_env["GRIDHUB_REGISTRY__URL"] = url
+        self.registry = SchemaRegistryClient(url, timeout=config.timeout_seconds)
+        try:
+            register_raw_subjects(self.registry, self.topics)
+        except GridhubError:
+            self._stop_registry()
+            raise
+        return self.registry
+
+    def _stop_registry(self) -> None:
+        if self.registry is not None:
+            self.registry.close()
+        if self.registry_server is not None:
+            self.registry_server.stop()
+            self.registry_server = None
 
     def _serve_store(self) -> None:
         try:
@@ -362,6 +427,56 @@ class Hub:
             processes=self.processes_alive(),
         )
 
+    def reload_reference(self) -> dict[str, Any]:
+        """``gridhub reference reload``: load the grid map again, store it, re-place the
+        records without a resident, and send every partition of ``person`` the control
+        record that makes the merge re-place the residents the new map moves.
+
+        Raises:
+            ConfigError: the folder is missing.
+            ReferenceDataError: a file of the folder is wrong (the map in use stays).
+        """
+        assert self.client is not None
+        reference = load_reference_dir(self.settings)
+        if self.reference is not None and reference.fingerprint == self.reference.fingerprint:
+            return {"changed": False, "fingerprint": reference.fingerprint}
+        moved = self._use_map(self.client, reference) or 0
+        log.info("grid map reloaded", grids=len(reference.grids), unlinked_re_placed=moved)
+        return {
+            "changed": True,
+            "fingerprint": reference.fingerprint,
+            "grids": len(reference.grids),
+            "unlinked_re_placed": moved,
+            "partitions_notified": self.settings.kafka.partitions,
+        }
+
+    def _use_map(self, client: Any, reference: ReferenceData) -> int | None:
+        """Store ``reference`` as the grid map. When it differs from the map stored before,
+        re-place the records without a resident and have every merge partition re-place
+        its residents (quiet partitions included); returns how many records moved, or None
+        when the map is the stored one (or the store held none: a first start)."""
+        assert self.sink is not None and self.bootstrap is not None
+        database = self.settings.clickhouse.database
+        with self.sink.lock:
+            before = load_grid_map(client, database, reference)
+            changed = before is not None and before != reference.fingerprint
+            moved = replace_unlinked(client, database, reference) if changed else None
+        self.reference = reference
+        if changed:
+            partitions = self.settings.kafka.partitions
+            notify_partitions(self.bootstrap, self.topics, partitions, REFERENCE_RELOAD)
+        return moved
+
+    def _reload_answer(self) -> tuple[int, dict[str, Any]]:
+        """``POST /admin/reference/reload``: the reload's outcome, or why it was refused."""
+        try:
+            return 200, self.reload_reference()
+        except (ConfigError, ReferenceDataError) as exc:
+            return 400, {"error": str(exc)}
+        except Exception as exc:  # reported to the operator; the hub goes on
+            log.error("reference reload failed", error=f"{type(exc).__name__}: {exc}")
+            return 500, {"error": f"{type(exc).__name__}: {exc}"}
+
     def shutdown(self) -> None:
         """Stop ingest, close state, stop the broker, close the store. Safe to call twice."""
         if self.health is not None:
@@ -374,7 +489,10 @@ class Hub:
             self.store_server.stop()
             self.store_server = None
         self._stop_children()
+        self._stop_registry()
         if self.topology is not None:
+            if self.area is not None:
+                self.area.refresh(self.counters.sunk_rows)  # what is stored now, counted
             self._counts = None  # the final status counts what is stored now
             self.write_status(final=True)
             if self.resident_store is not None:
@@ -429,7 +547,10 @@ class Hub:
         return bool(self.ingest_status().get("caught_up"))
 
     def tick(self) -> None:
-        """Once a second: write the status file and run hooks (the demo waits here)."""
+        """Once a second: refresh ``grid.area`` when due, write the status file and run
+        hooks (the demo waits here)."""
+        if self.area is not None:
+            self.area.maybe_refresh(self.counters.sunk_rows)
         self.write_status()
         for hook in list(self.on_tick_hooks):
             hook(self)
@@ -476,6 +597,7 @@ class Hub:
                 "embedded": self.settings.kafka.embedded,
             },
             "sources": ingest.get("sources", {}),
+            "owned": ingest.get("owned", []),
             "stages": {
                 "routed": ingest.get("routed", self.counters.routed),
                 "dead_letters": ingest.get("dead_letters", self.counters.dead_letters),
@@ -485,9 +607,11 @@ class Hub:
                 "last_sink_at": self.counters.last_sink_at.isoformat()
                 if self.counters.last_sink_at
                 else None,
+                "area_grids_written": self.area.grids_written if self.area else 0,
             },
             "health": self.health.address if self.health else None,
             "store_http": self.store_server.address if self.store_server else None,
+            "registry": self.registry.url if self.registry else None,
             "lag": self.lag(ingest, merge),
             "tables": self.table_counts(),
             "caught_up": bool(ingest.get("caught_up")),

@@ -16,7 +16,7 @@ from gridhub.config import GridhubSettings
 from gridhub.hub import consumer_lag, load_reference_dir, merge_status_file
 from gridhub.logs import get_logger
 from gridhub.runtime.worker import ChildStage, run_child
-from gridhub.streams.merge_resident import MergeContext, ResidentMerger
+from gridhub.streams.merge_resident import MergeContext, ResidentMerger, policy_with
 from gridhub.streams.state_store import PartitionedResidentStore
 from gridhub.streams.topology import StageCounters, add_merge_agent, new_app, rows_sender
 from gridhub.topics import Topics
@@ -30,7 +30,8 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
     kafka = settings.kafka
     topics = Topics(kafka.topic_prefix)
     store = PartitionedResidentStore(settings.data_dir / "state" / "residents", kafka.partitions)
-    merger = ResidentMerger(store, MergeContext(load_reference_dir(settings)))
+    policy = policy_with(settings.survivorship.overrides())
+    merger = ResidentMerger(store, MergeContext(load_reference_dir(settings), policy))
     app = new_app(f"{kafka.group_id}-merge", bootstrap, kafka.partitions)
     counters = StageCounters()
     batch_lock = asyncio.Lock()
@@ -59,6 +60,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
         owned=owned,
         batch_lock=batch_lock,
         after_batch=release_unowned,
+        reference=lambda: load_reference_dir(settings),
     )
 
     @app.timer(0.5)

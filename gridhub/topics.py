@@ -5,6 +5,10 @@
 ``<prefix>.rows``                    merged rows on their way to the store (RowBatch)
 ``<prefix>.dead_letters``            rejected records with their reason
 ``<prefix>.acks``                    stored parts of connector batches (BatchAck)
+``<prefix>.checkpoints``             connector positions (compacted, key ``source.entity``)
+``<prefix>.connectors``              one partition per pulled source: group membership assigns each
+                                     source to one process; replay requests reach its owner here
+``<prefix>.replays``                 what became of each replay request (for ``gridhub replay``)
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from dataclasses import dataclass
 SOURCE_ENTITIES: dict[str, tuple[str, ...]] = {
     "party": ("members", "activities"),
     "police": ("syrk", "jq"),
-    "civil": ("jzdx", "roster_elderly", "roster_disability"),
+    "civil": ("jzdx", "roster_elderly", "roster_disability", "roster_editions"),
     "hotline": ("tickets",),
 }
+
+PULLED_SOURCES: tuple[str, ...] = tuple(SOURCE_ENTITIES)
+"""The fixed order of sources over the partitions of ``<prefix>.connectors``; a new
+source is appended, never inserted, so running processes agree on the mapping."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,21 @@ class Topics:
     def acks(self) -> str:
         """BatchAcks: parts of connector batches that are stored (embedded broker)."""
         return f"{self.prefix}.acks"
+
+    @property
+    def checkpoints(self) -> str:
+        """Connector positions, compacted: the last value per ``source.entity`` counts."""
+        return f"{self.prefix}.checkpoints"
+
+    @property
+    def connectors(self) -> str:
+        """Partition ``i`` stands for source ``PULLED_SOURCES[i]`` (ownership, replays)."""
+        return f"{self.prefix}.connectors"
+
+    @property
+    def replays(self) -> str:
+        """Outcomes of replay requests, keyed by request id."""
+        return f"{self.prefix}.replays"
 
     def all_raw(self) -> list[str]:
         """Every raw topic the hub knows."""

@@ -35,7 +35,7 @@ Bad bytes raise ``SchemaError`` saying what was wrong.
 
 from .canonical import AreaEvent, PersonEvent
 from .catalog import ENTITY_MODELS, MODELS
-from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
+from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdition
 from .envelope import BatchAck, Envelope, RowBatch
 from .exceptions import SchemaError
 from .hotline import HotlineTicket
@@ -64,6 +64,7 @@ __all__ = [
     "PartyMember",
     "PersonEvent",
     "ResidentRecord",
+    "RosterEdition",
     "RowBatch",
     "SchemaError",
     "SyrkRow",

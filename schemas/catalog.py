@@ -5,7 +5,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from .canonical import AreaEvent, PersonEvent
-from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow
+from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdition
 from .envelope import BatchAck, Envelope, RowBatch
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
@@ -20,6 +20,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     JzdxRow,
     ElderlyAllowanceRow,
     DisabilitySubsidyRow,
+    RosterEdition,
     HotlineTicket,
     PersonEvent,
     AreaEvent,
@@ -44,6 +45,7 @@ ENTITY_MODELS: Final[dict[str, type[BaseModel]]] = {
     "jzdx": JzdxRow,
     "roster_elderly": ElderlyAllowanceRow,
     "roster_disability": DisabilitySubsidyRow,
+    "roster_editions": RosterEdition,
     "tickets": HotlineTicket,
 }
 """Source entity (as in ``PersonEvent.entity``) -> the model of its records."""

@@ -20,7 +20,7 @@ with the Chinese header it is read from:
     补贴金额 amount
 
 Both also carry where they were read from: ``file_name``, ``month``
-(``YYYYMM`` from the file name) and ``file_time``. A roster's numbers may be
+(``YYYYMM`` from the file name), ``file_time`` and ``file_sha256``. A roster's numbers may be
 text (CSV) or spreadsheet numbers (XLSX), so ``seq``, ``age`` and ``amount``
 parse either. An empty optional cell is ``None``. The ID number is kept as
 read, even when a spreadsheet mangled it to ``3.20723E+17``.
@@ -45,6 +45,14 @@ TDisabilityLevel = Literal["一级", "二级", "三级", "四级"]
 
 _MONTH_PATTERN = r"^[0-9]{4}(0[1-9]|1[0-2])$"
 RosterCount = Annotated[int, Field(strict=False, ge=0, le=2**31 - 1)]
+FileDigest = Annotated[
+    str | None,
+    Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the file's bytes: which version of a re-dropped month",
+    ),
+]
+"""Tells the versions of a roster month dropped again under the same name apart."""
 """A whole number from a roster cell: CSV text or a spreadsheet number."""
 
 
@@ -88,6 +96,7 @@ class ElderlyAllowanceRow(SourceModel):
         IsoAwareDatetime | None,
         Field(description="when this version of the file was completed (its .ok marker's mtime)"),
     ] = None
+    file_sha256: FileDigest = None
     seq: Annotated[RosterCount, Field(description="序号")]
     name: Annotated[str, Field(description="姓名")]
     id_number: Annotated[
@@ -115,6 +124,7 @@ class DisabilitySubsidyRow(SourceModel):
         IsoAwareDatetime | None,
         Field(description="when this version of the file was completed (its .ok marker's mtime)"),
     ] = None
+    file_sha256: FileDigest = None
     seq: Annotated[RosterCount, Field(description="序号")]
     name: Annotated[str, Field(description="姓名")]
     id_number: Annotated[str, Field(description="身份证号, stored as text")]
@@ -125,3 +135,30 @@ class DisabilitySubsidyRow(SourceModel):
     community_code: Annotated[str, Field(description="社区代码")]
     address: Annotated[str, Field(description="住址")]
     amount: Annotated[MoneyText, Field(description="补贴金额, yuan")]
+
+
+TAllowance = Literal["高龄津贴", "残疾人补贴"]
+
+
+class RosterEdition(SourceModel):
+    """A roster file read completely: the version of its month that replaces the ones before.
+
+    The roster connector sends one after the rows of each complete file. A
+    resident receives a roster's allowance when listed in the newest edition of
+    that roster kind (the newest month; within a month, the newest drop), so
+    a person missing from a corrected roster loses it (civil-affairs.md).
+    """
+
+    allowance: Annotated[TAllowance, Field(description="roster kind: 高龄津贴 or 残疾人补贴")]
+    file_name: Annotated[str, Field(min_length=1, description="roster file name")]
+    month: Annotated[str, Field(pattern=_MONTH_PATTERN, description="发放月份 YYYYMM")]
+    file_time: Annotated[
+        IsoAwareDatetime, Field(description="when the file was completed (its .ok marker's mtime)")
+    ]
+    file_sha256: Annotated[
+        str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes")
+    ]
+    rows: Annotated[RosterCount, Field(description="data rows read (total line excluded)")]
+    rejected: Annotated[
+        RosterCount, Field(description="rows sent to dead letters (their reason is there)")
+    ]

@@ -48,6 +48,7 @@ TEntity = Literal[
     "jzdx",
     "roster_elderly",
     "roster_disability",
+    "roster_editions",
     "tickets",
 ]
 
@@ -59,6 +60,7 @@ ENTITY_SOURCE: Final[dict[str, str]] = {
     "jzdx": "civil",
     "roster_elderly": "civil",
     "roster_disability": "civil",
+    "roster_editions": "civil",
     "tickets": "hotline",
 }
 """The source system each entity belongs to."""

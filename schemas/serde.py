@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.types import Schema
 from fastavro.validation import ValidationError, validate
 from pydantic import BaseModel
 
@@ -128,25 +129,35 @@ def decode(
             f"wrong magic byte 0x{data[0]:02x}: expected 0x00 (Confluent wire format)"
         )
     entry = (registry or default_registry()).by_id(int.from_bytes(data[1:HEADER_SIZE], "big"))
+    label = f"{entry.name} (schema id {entry.schema_id})"
+    return entry.name, read_body(data, entry.schema, None, label=label)
+
+
+def read_body(data: bytes, writer: Schema, reader: Schema | None, *, label: str) -> dict[str, Any]:
+    """The record after the 5-byte header, written with ``writer`` and read as ``reader``
+    (Avro schema resolution; ``None`` reads it as written).
+
+    Raises:
+        SchemaError: the body is truncated or corrupt, is followed by trailing
+            bytes, does not resolve into ``reader``, or is not a record;
+            ``label`` names the message in the reason.
+    """
     buffer = io.BytesIO(data)
     buffer.seek(HEADER_SIZE)
     try:
-        record = schemaless_reader(buffer, entry.schema, None)
+        record = schemaless_reader(buffer, writer, reader)
     # The body is untrusted bytes: whatever the reader trips over means corrupt input.
     except Exception as exc:
         raise SchemaError(
-            f"cannot decode {entry.name} (schema id {entry.schema_id}): Avro body truncated "
-            f"or corrupt ({type(exc).__name__}: {exc})"
+            f"cannot decode {label}: Avro body truncated, corrupt or not resolvable "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
     trailing = len(data) - buffer.tell()
     if trailing:
-        raise SchemaError(
-            f"corrupt {entry.name} message (schema id {entry.schema_id}): "
-            f"{trailing} trailing bytes after the record"
-        )
+        raise SchemaError(f"corrupt {label} message: {trailing} trailing bytes after the record")
     if not isinstance(record, dict):
-        raise SchemaError(f"schema {entry.name} did not decode to a record")
-    return entry.name, record
+        raise SchemaError(f"{label} did not decode to a record")
+    return record
 
 
 def decode_model(data: bytes, *, registry: LocalSchemaRegistry | None = None) -> BaseModel:

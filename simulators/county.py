@@ -71,10 +71,24 @@ class County:
     disability_rosters: dict[str, list[Row]] = field(repr=False)
     hotline_tickets: list[Row] = field(repr=False)
     police_records: tuple[PoliceRecord, ...] = field(repr=False)
+    incident_reporters: dict[str, str | None] = field(repr=False, default_factory=dict)
+    """Who reported each incident (``jqbh`` -> ID number; None: someone from elsewhere)."""
+    ticket_callers: dict[str, str | None] = field(repr=False, default_factory=dict)
+    """Who called each ticket in (``ticketNo`` -> ID number; None: someone from elsewhere)."""
 
     def write_reference(self, directory: Path) -> None:
         """Writes grids.csv, addresses.csv and crosswalk.csv (UTF-8, header row)."""
         self.geography.write_reference(directory)
+
+    def volunteer_hours(self, since: datetime) -> dict[str, float]:
+        """Per unified grid, the hours of the activities since ``since`` (outputs.md: on
+        the crosswalk's primary grid of each activity's party grid; a voided one is 0)."""
+        hours: dict[str, float] = {}
+        for activity in self.party_activities:
+            if datetime.fromisoformat(activity["occurredAt"]) >= since:
+                grid = self.geography.primary_grid[("party", activity["partyGridCode"])]
+                hours[grid] = hours.get(grid, 0.0) + activity["hours"]
+        return hours
 
     def truth_police(self) -> PoliceTruth:
         """Expected ``grid.resident`` rows and dead letters from ``syrk`` alone."""
@@ -130,7 +144,8 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
     )
     mistyped = {r.person.index for r in records if r.dead_reason}
     reporters = [r.person for r in records if not r.dead_reason and not r.person.deregistered]
-    jq_rows = build_jq(police_rng, geo, reporters, today)
+    reporter_truth: dict[str, str | None] = {}
+    jq_rows = build_jq(police_rng, geo, reporters, today, reporter_truth)
 
     # People whose police record is mistyped appear nowhere else, so no other
     # source can link that record (identity.md rule 2) and it stays a dead letter.
@@ -147,6 +162,7 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
         household_size[p.household] = household_size.get(p.household, 0) + 1
         household_head.setdefault(p.household, p)
     months = roster_months(today)
+    caller_truth: dict[str, str | None] = {}
 
     return County(
         code=county_code,
@@ -161,6 +177,8 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
         jzdx_rows=build_jzdx(civil_rng, geo, living, household_size, household_head, today),
         elderly_rosters=build_elderly_rosters(civil_rng, geo, others, months),
         disability_rosters=build_disability_rosters(civil_rng, geo, others, months),
-        hotline_tickets=build_tickets(stream("hotline"), geo, living, today),
+        hotline_tickets=build_tickets(stream("hotline"), geo, living, today, caller_truth),
         police_records=tuple(records),
+        incident_reporters=reporter_truth,
+        ticket_callers=caller_truth,
     )

@@ -202,6 +202,11 @@ class HotlineApiServer(LoopbackApiServer):
         body = {"code": code, "message": BUSINESS_MESSAGES[code]}
         self._respond_next(ApiResponse.of_json(200, body), times)
 
+    def bad_params_next(self, times: int = 1) -> None:
+        """Makes the next ``times`` requests get ``400`` with ``{"code": "4000"}``, as the
+        platform answers parameters it cannot parse."""
+        self._respond_next(_BAD_PARAMS, times)
+
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Routes, verifies the signature, rate-limits and pages one request."""
         if request.path != TICKETS_PATH:

@@ -95,9 +95,16 @@ def _progress(
 
 
 def build_tickets(
-    rng: random.Random, geo: Geography, callers: Sequence[Person], today: date
+    rng: random.Random,
+    geo: Geography,
+    callers: Sequence[Person],
+    today: date,
+    truth: dict[str, str | None] | None = None,
 ) -> list[Row]:
-    """Tickets created in the last 60 days (about one per 20 residents)."""
+    """Tickets created in the last 60 days (about one per 20 residents).
+
+    ``truth``, when given, receives each ticket's caller (``ticketNo`` -> 18-character ID
+    number, or None for a caller who lives elsewhere): what linking should find."""
     end = datetime.combine(today, datetime.min.time())
     tickets: list[Row] = []
     identified: list[tuple[Row, Person]] = []
@@ -138,6 +145,8 @@ def build_tickets(
             "urgent": 1 if rng.random() < 0.05 else 0,
         }  # fmt: skip
         tickets.append(ticket)
+        if truth is not None:
+            truth[str(ticket["ticketNo"])] = caller.id_number if caller else None
         if caller is not None and name != "匿名":
             identified.append((ticket, caller))
     for ticket, person in pick(rng, identified, 0.03, 2):

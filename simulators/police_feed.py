@@ -270,9 +270,16 @@ def police_truth(records: Sequence[PoliceRecord], geo: Geography) -> PoliceTruth
 
 
 def build_jq(
-    rng: random.Random, geo: Geography, reporters: Sequence[Person], today: date
+    rng: random.Random,
+    geo: Geography,
+    reporters: Sequence[Person],
+    today: date,
+    truth: dict[str, str | None] | None = None,
 ) -> list[Row]:
-    """Police incidents of the last 60 days; reporters are ``syrk`` residents or strangers."""
+    """Police incidents of the last 60 days; reporters are ``syrk`` residents or strangers.
+
+    ``truth``, when given, receives each incident's reporter (``jqbh`` -> 18-character ID
+    number, or None for a stranger): what linking should find."""
     end = datetime.combine(today, datetime.min.time())
     count = max(10, len(reporters) // 40)
     codes, labels, weights = zip(*INCIDENT_KINDS, strict=True)
@@ -315,4 +322,6 @@ def build_jq(
             "jqzt": rng.choice(INCIDENT_STATES),
             "gxsj": min(end, bjsj + timedelta(minutes=rng.randint(5, 4000))),
         })  # fmt: skip
+        if truth is not None:
+            truth[rows[-1]["jqbh"]] = reporter.id_number if reporter else None
     return rows

@@ -135,8 +135,10 @@ def _linked_record(
     attributes: dict[str, str],
     gender: str | None = None,
     birth_date: date | None = None,
+    phone_timed: bool = True,
 ) -> dict[str, Any]:
-    """A person record linked by its ID number, whose phone is a timed observation."""
+    """A person record linked by its ID number; its phone is an observation at
+    ``event_time`` unless ``phone_timed`` is false (a roster says no time of its own)."""
     id18 = normalize_id_number(id_text).value
     assert id18 is not None and resident_key  # the routing stage dead-lettered the others
     event_time = event_time.astimezone(UTC)
@@ -155,7 +157,7 @@ def _linked_record(
         "gender": gender,
         "birth_date": birth_date,
         "phone": phone,
-        "phone_time": event_time if phone else None,
+        "phone_time": event_time if phone and phone_timed else None,
         "address": (address or "").strip() or None,
         "address_id": None,
         "area_system": area_system if area_code else None,
@@ -275,13 +277,105 @@ def _ticket_event(data: dict[str, Any], resident_key: str | None, now: datetime)
     }
 
 
+def _roster_event(
+    data: dict[str, Any], resident_key: str | None, now: datetime, *, entity: str, allowance: str
+) -> dict[str, Any]:
+    """A roster row: the person is listed for ``allowance`` in this version of the month.
+
+    Rosters carry no time of their own: the row's time is when its file was completed,
+    and its phone is an untimed observation (``phone_time`` empty), which the merge uses
+    only when no timed one exists (identity.md). Whether the listing pays the allowance
+    now depends on the newest edition of the roster, which the merge decides.
+    """
+    gender = (data.get("gender") or "").strip()
+    return _linked_record(
+        data,
+        resident_key,
+        now,
+        source="civil",
+        entity=entity,
+        source_key=f"{data['file_name']}#{data['seq']}",
+        id_text=data["id_number"],
+        event_time=data["file_time"] or datetime.fromtimestamp(0, UTC),
+        name=data["name"],
+        phone_text=data.get("phone"),
+        address=data.get("address"),
+        area_system="civil",
+        area_code=data["community_code"],
+        gender=gender if gender in GENDERS.values() else None,
+        phone_timed=False,
+        attributes={
+            "allowance": allowance,
+            "month": data["month"],
+            "file_sha256": data["file_sha256"] or "",
+            "amount": str(data["amount"]),
+        },
+    )
+
+
+def _elderly_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
+    """A 高龄津贴 roster row."""
+    return _roster_event(data, resident_key, now, entity="roster_elderly", allowance="高龄津贴")
+
+
+def _disability_event(
+    data: dict[str, Any], resident_key: str | None, now: datetime
+) -> dict[str, Any]:
+    """A 残疾人两项补贴 roster row."""
+    return _roster_event(
+        data, resident_key, now, entity="roster_disability", allowance="残疾人补贴"
+    )
+
+
+def _activity_event(
+    data: dict[str, Any], resident_key: str | None, now: datetime
+) -> dict[str, Any]:
+    """A party activity: a fact about the party grid it took place in, not about a person.
+
+    It counts in ``grid.area`` on the crosswalk's primary grid of ``partyGridCode``
+    (outputs.md); the merge places it there and stores it as an event row only. A
+    voided activity arrives as a new version with ``hours: 0``.
+    """
+    return {
+        "source": "party",
+        "entity": "activities",
+        "source_key": data["activityId"],
+        "event_time": data["updatedAt"].astimezone(UTC),
+        "ingested_at": now,
+        "resident_key": None,
+        "id_number": None,
+        "link_rule": "none",
+        "name": None,
+        "gender": None,
+        "birth_date": None,
+        "phone": None,
+        "phone_time": None,
+        "address": None,
+        "address_id": None,
+        "area_system": "party",
+        "area_code": (data["partyGridCode"] or "").strip() or None,
+        "lng": None,
+        "lat": None,
+        "attributes": {
+            "kind": data["kind"],
+            "hours": str(data["hours"]),
+            "occurred_at": data["occurredAt"].astimezone(UTC).isoformat(),
+            "member_id": data["memberId"],
+        },
+        "payload": payload_json(data),
+    }
+
+
 Mapper = Callable[[dict[str, Any], str | None, datetime], dict[str, Any]]
 
 MAPPERS: dict[tuple[str, str], Mapper] = {
     ("police", "syrk"): _syrk_event,
     ("police", "jq"): _jq_event,
     ("civil", "jzdx"): _jzdx_event,
+    ("civil", "roster_elderly"): _elderly_event,
+    ("civil", "roster_disability"): _disability_event,
     ("party", "members"): _member_event,
+    ("party", "activities"): _activity_event,
     ("hotline", "tickets"): _ticket_event,
 }
 """Source entities that become person events."""

@@ -44,7 +44,13 @@ DEFAULT_POLICY: dict[str, tuple[str, ...]] = {
     "phone": ("police:syrk", "party:members", "civil:jzdx"),
     "phone_untimed": ("civil:roster_elderly", "civil:roster_disability"),
 }
-"""The default policy; a deployment may reorder it in configuration."""
+"""The default policy; a deployment may reorder it in configuration (``[survivorship]``)."""
+
+
+def policy_with(overrides: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The default policy with a deployment's lists in place of the defaults."""
+    return {**DEFAULT_POLICY, **overrides}
+
 
 Contribution = dict[str, Any]
 
@@ -57,6 +63,9 @@ class ResidentState:
     version: int = 0
     grid_code: str | None = None
     """The grid of the last stored computation (event rows of replays carry it)."""
+    placement: tuple[str | None, str | None, str] | None = None
+    """Grid, community and method of the last stored computation (a reference reload
+    re-emits only the residents whose placement it changes)."""
 
     def apply(self, event: Contribution) -> bool:
         """Keep the newest version of the event's source record; True if anything changed.
@@ -114,7 +123,44 @@ _NOT_KEPT = frozenset({"payload", "ingested_at"})
 
 
 def _contribution_key(event: Contribution) -> str:
+    """One contribution per source record; a roster lists a person once per month (its rows
+    have no key of their own, and a re-drop of the month replaces the listing)."""
+    if event["entity"] in ROSTER_ENTITIES:
+        return f"{event['source']}:{event['entity']}:{event['attributes']['month']}"
     return f"{event['source']}:{event['entity']}:{event['source_key']}"
+
+
+ROSTER_ENTITIES = frozenset({"roster_elderly", "roster_disability"})
+AREA_FACTS = frozenset({"activities"})
+"""Records about a grid, not a person (party activities count where their party grid maps):
+an event row placed in its grid, never an unlinked record waiting for a resident."""
+
+Edition = dict[str, Any]
+"""The newest roster edition of one allowance: ``month``, ``file_time`` (epoch seconds),
+``sha256`` and ``file_name``."""
+
+
+def edition_of(record: dict[str, Any]) -> Edition:
+    """A RosterEdition record as the state keeps it."""
+    return {
+        "month": record["month"],
+        "file_time": record["file_time"].timestamp(),
+        "sha256": record["file_sha256"],
+        "file_name": record["file_name"],
+    }
+
+
+def _edition_order(edition: Edition) -> tuple[str, float, str]:
+    """Newer months win; within a month, the later drop (then the digest, so every order of
+    arrival agrees)."""
+    return (edition["month"], edition["file_time"], edition["sha256"])
+
+
+def listing_of(c: Contribution) -> tuple[str, str] | None:
+    """(allowance, month) of a roster contribution, else None."""
+    if c["entity"] not in ROSTER_ENTITIES:
+        return None
+    return (c["attributes"]["allowance"], c["attributes"]["month"])
 
 
 def _digest(event: Contribution) -> str:
@@ -181,12 +227,18 @@ class MergeContext:
 
 
 def build_resident(
-    resident_key: str, state: ResidentState, ctx: MergeContext, now: datetime, version: int
+    resident_key: str,
+    state: ResidentState,
+    ctx: MergeContext,
+    now: datetime,
+    version: int,
+    editions: dict[str, Edition] | None = None,
 ) -> dict[str, Any]:
     """The merged ResidentRecord of one resident (survivorship per field).
 
     A soft-deleted civil record was entered in error and contributes nothing
-    (identity.md): no field, no source, no assistance.
+    (identity.md): no field, no source, no assistance. ``editions`` are the
+    newest roster editions (allowance -> edition) the resident's partition knows.
     """
     contributions = [c for c in state.contributions.values() if not _withdrawn(c)]
     fields: dict[str, str] = {}
@@ -238,7 +290,7 @@ def build_resident(
         "population_type": facts.get("population_type", ""),
         "deregistered": facts.get("deregistered") == "1",
         **_membership(contributions, fields),
-        "assistance": _assistance(contributions, now),
+        "assistance": _assistance(contributions, now, editions or {}),
         "hotline_tickets": sum(1 for c in contributions if c["entity"] == "tickets"),
         "hotline_open": sum(
             1 for c in contributions if c["entity"] == "tickets" and c["attributes"]["open"] == "1"
@@ -286,18 +338,31 @@ def _withdrawn(c: Contribution) -> bool:
     return bool(c["source"] == "civil" and c.get("attributes", {}).get("deleted") == "1")
 
 
-def _assistance(contributions: list[Contribution], now: datetime) -> list[str]:
+def _assistance(
+    contributions: list[Contribution], now: datetime, editions: dict[str, Edition]
+) -> list[str]:
     """Current assistance (outputs.md): every ``jzdx`` type not ended (``jsrq`` empty or
-    after today, China time). Evaluated when the resident is computed."""
+    after today, China time), evaluated when the resident is computed; and a roster's
+    allowance when the newest edition of that roster lists the person."""
     today = now.astimezone(CHINA_TZ).date().isoformat()
-    return sorted(
-        {
-            c["attributes"]["assistance_type"]
-            for c in contributions
-            if c["entity"] == "jzdx"
-            and (not c["attributes"].get("end") or c["attributes"]["end"] > today)
-        }
-    )
+    current = {
+        c["attributes"]["assistance_type"]
+        for c in contributions
+        if c["entity"] == "jzdx"
+        and (not c["attributes"].get("end") or c["attributes"]["end"] > today)
+    }
+    for c in contributions:
+        listing = listing_of(c)
+        if listing is None:
+            continue
+        edition = editions.get(listing[0])
+        if (
+            edition is not None
+            and edition["month"] == listing[1]
+            and edition["sha256"] == c["attributes"]["file_sha256"]
+        ):
+            current.add(listing[0])
+    return sorted(current)
 
 
 UNLINKED_WHY = "无有效身份证号且无唯一手机号 (no valid ID number and no unique phone)"
@@ -320,6 +385,132 @@ class ResidentMerger:
         self.ctx = ctx
         self._states: dict[str, ResidentState] = {}
         self._dirty: set[str] = set()
+        self._editions: dict[int, dict[str, Edition]] = {}
+        self._dirty_editions: set[int] = set()
+        self._placed_with: dict[int, str] = {}
+        """Partitions known to be placed with the map in use (checked once per process)."""
+        self._dirty_placements: set[int] = set()
+        self._forget: dict[int, list[str]] = {}
+        """Applied end-date index entries, removed once the rows built are safe."""
+
+    def _editions_of(self, partition: int) -> dict[str, Edition]:
+        editions = self._editions.get(partition)
+        if editions is None:
+            editions = self.store.load_editions(partition)
+            self._editions[partition] = editions
+        return editions
+
+    def _build(self, key: str, now: datetime) -> dict[str, Any]:
+        """The resident's row, with the roster editions of its own partition."""
+        state = self._states[key]
+        editions = self._editions_of(self.store.partition_of(key))
+        resident = build_resident(key, state, self.ctx, now, state.next_version(), editions)
+        state.grid_code = resident["grid_code"]
+        state.placement = (resident["grid_code"], resident["community_code"], resident["placement"])
+        return resident
+
+    def expire(self, partition: int) -> list[tuple[str, dict[str, Any]]]:
+        """Rebuild the residents of ``partition`` whose assistance ended since they were
+        last built (``jsrq`` reached, China time): no record arrives when that happens,
+        so the merge looks the dates up itself (once a minute; see ``topology.py``)."""
+        today = utc_now().astimezone(CHINA_TZ).date().isoformat()
+        entries = self.store.ending_by(partition, today)
+        if not entries:
+            return []
+        now = utc_now()
+        residents = dict.fromkeys(resident for _, resident in entries)
+        rows = []
+        for key in residents:
+            self._state(key)
+            rows.append(("ResidentRecord", self._build(key, now)))
+        self._dirty.update(residents)
+        self._forget.setdefault(partition, []).extend(index for index, _ in entries)
+        return rows
+
+    def use_reference(self, ref: ReferenceData) -> bool:
+        """Place with ``ref`` from now on; True when it differs from the map in use.
+
+        Residents already stored keep their grid until :meth:`ensure_placed` runs for
+        their partition (on its next batch, or on the reload's control record).
+        """
+        if ref.fingerprint == self.ctx.ref.fingerprint:
+            return False
+        self.ctx = MergeContext(ref, self.ctx.policy)
+        return True
+
+    def ensure_placed(self, partition: int) -> list[tuple[str, dict[str, Any]]]:
+        """Re-place ``partition``'s residents if they were placed with another grid map;
+        returns the rows of those whose grid, community or placement method changed.
+
+        Only they change (``gridhub reference reload``: "affected residents and both
+        areas change, nothing else does"). A partition without a recorded map yet is
+        placed with the one in use (its residents were built with it).
+        """
+        fingerprint = self.ctx.ref.fingerprint
+        if self._placed_with.get(partition) == fingerprint:
+            return []
+        before = self.store.placed_with(partition)
+        self._placed_with[partition] = fingerprint
+        if before == fingerprint:
+            return []
+        self._dirty_placements.add(partition)
+        if before is None:
+            return []
+        now = utc_now()
+        editions = self._editions_of(partition)
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for key in self.store.resident_keys(partition):
+            state = self._state(key)
+            resident = build_resident(key, state, self.ctx, now, 0, editions)
+            moved = (resident["grid_code"], resident["community_code"], resident["placement"])
+            if state.placement is not None and tuple(state.placement) == moved:
+                continue
+            resident["version"] = state.next_version()
+            state.grid_code = resident["grid_code"]
+            state.placement = moved
+            self._dirty.add(key)
+            rows.append(("ResidentRecord", resident))
+        return rows
+
+    def apply_editions(
+        self, partition: int, records: list[dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Apply RosterEdition records that reached ``partition``; returns the resident rows
+        of everyone listed in the edition replaced or in the new one.
+
+        An older edition than the one held changes nothing. The same edition again (a
+        replay) rebuilds its residents' rows, like a replayed record does: after a crash
+        they may never have been stored.
+        """
+        editions = self._editions_of(partition)
+        affected: dict[str, None] = {}
+        for record in records:
+            new = edition_of(record)
+            allowance = record["allowance"]
+            held = editions.get(allowance)
+            if held is not None and _edition_order(new) < _edition_order(held):
+                continue
+            months = {new["month"], held["month"]} if held is not None else {new["month"]}
+            if held != new:
+                editions[allowance] = new
+                self._dirty_editions.add(partition)
+            for month in months:
+                affected.update(dict.fromkeys(self.store.listed(partition, allowance, month)))
+                affected.update(
+                    (key, None)
+                    for key, state in self._states.items()
+                    if self.store.partition_of(key) == partition
+                    and any(
+                        listing_of(c) == (allowance, month) for c in state.contributions.values()
+                    )
+                )
+        now = utc_now()
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for key in affected:
+            self._state(key)
+            rows.append(("ResidentRecord", self._build(key, now)))
+        self._dirty.update(affected)
+        return rows
 
     def _state(self, key: str) -> ResidentState:
         state = self._states.get(key)
@@ -349,15 +540,14 @@ class ResidentMerger:
                 changed[key] = None
         out: list[tuple[str, dict[str, Any]]] = []
         for key in changed:
-            state = self._states[key]
-            resident = build_resident(key, state, self.ctx, now, state.next_version())
-            state.grid_code = resident["grid_code"]
-            out.append(("ResidentRecord", resident))
+            out.append(("ResidentRecord", self._build(key, now)))
         self._dirty.update(changed)
         for e in events:
             key = e["resident_key"]
             if key:
                 grid_code = self._states[key].grid_code
+            elif e["entity"] in AREA_FACTS:
+                grid_code = self.ctx.place(e).grid_code
             else:
                 placement = self.ctx.place(e)
                 grid_code = placement.grid_code
@@ -398,19 +588,65 @@ class ResidentMerger:
         """Persist the states whose rows are now stored; start a new batch."""
         if self._dirty:
             self.store.save({key: self._states[key] for key in self._dirty})
+        for partition in self._dirty_editions:
+            self.store.save_editions(partition, self._editions[partition])
+        for partition in self._dirty_placements:
+            self.store.save_placed_with(partition, self._placed_with[partition])
+        self._dirty_placements.clear()
+        for partition, keys in self._forget.items():
+            self.store.forget(partition, keys)
+        self._forget.clear()
         self._states.clear()
         self._dirty.clear()
+        self._editions.clear()
+        self._dirty_editions.clear()
 
 
 class StateStore(Protocol):
-    """Where resident states persist between batches."""
+    """Where resident states persist between batches, per partition of ``person``."""
 
     def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
         """States of these residents (new, empty states for unknown keys)."""
         ...
 
     def save(self, states: dict[str, ResidentState]) -> None:
-        """Write changed states atomically."""
+        """Write changed states atomically (per partition)."""
+        ...
+
+    def partition_of(self, key: str) -> int:
+        """The partition a resident's state belongs to."""
+        ...
+
+    def listed(self, partition: int, allowance: str, month: str) -> list[str]:
+        """Residents of ``partition`` ever listed in that roster month."""
+        ...
+
+    def load_editions(self, partition: int) -> dict[str, Edition]:
+        """The newest roster editions ``partition`` has applied."""
+        ...
+
+    def save_editions(self, partition: int, editions: dict[str, Edition]) -> None:
+        """Keep ``partition``'s newest roster editions."""
+        ...
+
+    def resident_keys(self, partition: int) -> list[str]:
+        """Every resident of ``partition``."""
+        ...
+
+    def ending_by(self, partition: int, day: str) -> list[tuple[str, str]]:
+        """(index key, resident) of ``partition``'s assistance ending on ``day`` or before."""
+        ...
+
+    def forget(self, partition: int, keys: Iterable[str]) -> None:
+        """Remove applied index entries of ``partition``."""
+        ...
+
+    def placed_with(self, partition: int) -> str | None:
+        """Fingerprint of the reference data ``partition``'s residents were placed with."""
+        ...
+
+    def save_placed_with(self, partition: int, fingerprint: str) -> None:
+        """Record the reference data ``partition``'s residents are now placed with."""
         ...
 
 
@@ -432,22 +668,110 @@ class ResidentStore:
         for key in keys:
             raw = self._db.get(key)
             out[key] = (
-                ResidentState(contributions=raw["c"], version=raw["v"], grid_code=raw["g"])
+                ResidentState(
+                    contributions=raw["c"],
+                    version=raw["v"],
+                    grid_code=raw["g"],
+                    placement=raw.get("p"),
+                )
                 if raw
                 else ResidentState()
             )
         return out
 
     def save(self, states: dict[str, ResidentState]) -> None:
-        """Write changed states in one atomic batch."""
+        """Write changed states in one atomic batch, with the roster listings they hold."""
         batch = WriteBatch()
+        today = utc_now().astimezone(CHINA_TZ).date().isoformat()
         for key, state in states.items():
-            batch.put(key, {"c": state.contributions, "v": state.version, "g": state.grid_code})
+            record = {"c": state.contributions, "v": state.version, "g": state.grid_code}
+            batch.put(key, {**record, "p": state.placement})
+            for c in state.contributions.values():
+                listing = listing_of(c)
+                if listing is not None:
+                    batch.put(_listing_key(*listing) + key, 1)
+                end = _assistance_end(c)
+                if end is not None and end > today:  # one that has ended needs no reminder
+                    batch.put(f"{_ENDS}{end}\x1f{key}", 1)
         self._db.write(batch)
+
+    def listed(self, allowance: str, month: str) -> list[str]:
+        """Residents this database ever saw listed in a roster of ``allowance`` for ``month``
+        (in any edition: whether an edition lists them is decided when they are built)."""
+        prefix = _listing_key(allowance, month)
+        keys: list[str] = []
+        for key, _ in self._db.items(from_key=prefix):
+            if not (isinstance(key, str) and key.startswith(prefix)):
+                break
+            keys.append(key[len(prefix) :])
+        return keys
+
+    def resident_keys(self) -> list[str]:
+        """Every resident this database holds (its own records left out)."""
+        keys = self._db.keys()
+        return [k for k in keys if isinstance(k, str) and not k.startswith(_META)]
+
+    def ending_by(self, day: str) -> list[tuple[str, str]]:
+        """(index key, resident) of every assistance that ends on ``day`` (ISO) or before,
+        as far as this database has not yet been told it was applied."""
+        found: list[tuple[str, str]] = []
+        for key, _ in self._db.items(from_key=_ENDS):
+            if not (isinstance(key, str) and key.startswith(_ENDS)):
+                break
+            end, _, resident = key[len(_ENDS) :].partition("\x1f")
+            if end > day:
+                break
+            found.append((key, resident))
+        return found
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Remove index entries that have been applied."""
+        batch = WriteBatch()
+        for key in keys:
+            batch.delete(key)
+        self._db.write(batch)
+
+    def placed_with(self) -> str | None:
+        """Fingerprint of the reference data its residents were last placed with."""
+        value = self._db.get(_REFERENCE_KEY)
+        return value if isinstance(value, str) else None
+
+    def save_placed_with(self, fingerprint: str) -> None:
+        """Record the reference data its residents are now placed with."""
+        self._db[_REFERENCE_KEY] = fingerprint
+
+    def load_editions(self) -> dict[str, Edition]:
+        """The newest roster edition of each allowance this database has applied."""
+        editions: dict[str, Edition] = self._db.get(_EDITIONS_KEY) or {}
+        return editions
+
+    def save_editions(self, editions: dict[str, Edition]) -> None:
+        """Keep the newest roster editions."""
+        self._db[_EDITIONS_KEY] = editions
 
     def close(self) -> None:
         """Flush and close."""
         self._db.close()
+
+
+_META = "\x00"
+"""Keys of the store's own records start with this; resident keys never do."""
+_EDITIONS_KEY = f"{_META}editions"
+_REFERENCE_KEY = f"{_META}reference"
+_ENDS = f"{_META}ends\x1f"
+"""Index of assistance end dates: ``<_ENDS><YYYY-MM-DD>\x1f<resident>``, date-ordered."""
+
+
+def _assistance_end(c: Contribution) -> str | None:
+    """The end date (ISO) of a live ``jzdx`` contribution that has one, else None."""
+    if c["entity"] != "jzdx" or _withdrawn(c):
+        return None
+    end = c["attributes"].get("end")
+    return str(end) if end else None
+
+
+def _listing_key(allowance: str, month: str) -> str:
+    return f"{_META}roster\x1f{allowance}\x1f{month}\x1f"
 
 
 def utc_now() -> datetime:

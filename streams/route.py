@@ -31,7 +31,11 @@ SCHEMA_OF = {
     "jq": "JqRow",
     "jzdx": "JzdxRow",
     "members": "PartyMember",
+    "activities": "PartyActivity",
     "tickets": "HotlineTicket",
+    "roster_elderly": "ElderlyAllowanceRow",
+    "roster_disability": "DisabilitySubsidyRow",
+    "roster_editions": "RosterEdition",
 }
 """Entities this stage accepts, and the model each is validated with."""
 KEY_COLUMN = {
@@ -39,9 +43,24 @@ KEY_COLUMN = {
     "jq": "jqbh",
     "jzdx": "id",
     "members": "memberId",
+    "activities": "activityId",
     "tickets": "ticketNo",
+    "roster_editions": "file_name",
 }
-PERSON_ID = {"syrk": "gmsfhm", "jzdx": "sfzh", "members": "idCard"}
+ROSTERS = frozenset({"roster_elderly", "roster_disability"})
+"""Roster rows have no key of their own: ``<file name>#<序号>`` names them."""
+BROADCAST = frozenset({"roster_editions"})
+"""Records every partition of ``person`` needs: a roster edition changes whoever it lists,
+or no longer lists, wherever they are."""
+BROADCAST_KEY = "#"
+"""Keys of a broadcast record's copies: ``#<partition>``."""
+PERSON_ID = {
+    "syrk": "gmsfhm",
+    "jzdx": "sfzh",
+    "members": "idCard",
+    "roster_elderly": "id_number",
+    "roster_disability": "id_number",
+}
 """Person records: without a valid ID number they are dead letters (identity.md)."""
 EVIDENCE_ID = {"jq": "bjrsfzh", "tickets": "callerIdCard"}
 """Records that link by ID when they carry a valid one and wait unlinked otherwise."""
@@ -97,7 +116,7 @@ def decode_record(entity: str, raw: bytes, *, validate: bool = True) -> dict[str
         validate = True
     if not validate:
         return data
-    key = str(data.get(KEY_COLUMN[entity]) or "")
+    key = record_key(entity, data)
     try:
         model = MODELS[schema_name].model_validate(data, strict=raw[:1] == b"\x00")
     except ValidationError as exc:
@@ -162,6 +181,20 @@ def raw_head(
     )
 
 
+def record_key(entity: str, data: dict[str, Any]) -> str:
+    """A record's key in its source, as far as it can be read."""
+    if entity in ROSTERS:
+        return f"{data.get('file_name') or ''}#{data.get('seq') or ''}"
+    return str(data.get(KEY_COLUMN[entity]) or "")
+
+
+def partition_of_key(key: str, partitions: int) -> int:
+    """The partition of ``person`` a routed record's key belongs to."""
+    if key.startswith(BROADCAST_KEY):
+        return int(key[len(BROADCAST_KEY) :])
+    return partition_for(key, partitions)
+
+
 def unlinked_key(source: str, entity: str, source_key: str) -> str:
     """Key of a record that links to no resident (stable per record, spreads partitions)."""
     text = f"{source}:{entity}:{source_key}"
@@ -178,7 +211,7 @@ def resident_key_of(entity: str, data: dict[str, Any], keyer: ResidentKeyer) -> 
     if column is not None:
         identity = normalize_id_number(data[column])
         if identity.value is None:
-            raise Rejected(str(identity.reason), str(data.get(KEY_COLUMN[entity]) or ""))
+            raise Rejected(str(identity.reason), record_key(entity, data))
         return keyer.for_id(identity.value)
     column = EVIDENCE_ID.get(entity)
     if column is not None and data.get(column):
@@ -210,8 +243,14 @@ def route(
     for raw in records:
         try:
             data = decode_record(entity, raw)
+            if entity in BROADCAST:
+                for partition in range(partitions):
+                    records_of, keys_of = out.routed.setdefault(partition, ([], []))
+                    records_of.append(raw)
+                    keys_of.append(f"{BROADCAST_KEY}{partition}")
+                continue
             key = resident_key_of(entity, data, keyer) or unlinked_key(
-                source, entity, str(data[KEY_COLUMN[entity]])
+                source, entity, record_key(entity, data)
             )
         except Rejected as exc:
             out.dead_letters.append(dead_letter(source, entity, exc.reason, raw, exc.source_key))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gridhub.streams.identity import partition_for
-from gridhub.streams.merge_resident import ResidentState, ResidentStore
+from gridhub.streams.merge_resident import Edition, ResidentState, ResidentStore
 
 from gridhub.errors import GridhubError
 from gridhub.logs import get_logger
@@ -83,6 +83,42 @@ class PartitionedResidentStore:
             by_partition.setdefault(partition_for(key, self.partitions), {})[key] = state
         for partition, of_partition in by_partition.items():
             self._store(partition).save(of_partition)
+
+    def partition_of(self, key: str) -> int:
+        """The partition of ``person`` that owns this resident."""
+        return partition_for(key, self.partitions)
+
+    def listed(self, partition: int, allowance: str, month: str) -> list[str]:
+        """Residents of ``partition`` ever listed in that roster month."""
+        return self._store(partition).listed(allowance, month)
+
+    def load_editions(self, partition: int) -> dict[str, Edition]:
+        """The newest roster editions ``partition`` has applied."""
+        return self._store(partition).load_editions()
+
+    def save_editions(self, partition: int, editions: dict[str, Edition]) -> None:
+        """Keep ``partition``'s newest roster editions."""
+        self._store(partition).save_editions(editions)
+
+    def resident_keys(self, partition: int) -> list[str]:
+        """Every resident of ``partition``."""
+        return self._store(partition).resident_keys()
+
+    def ending_by(self, partition: int, day: str) -> list[tuple[str, str]]:
+        """(index key, resident) of ``partition``'s assistance ending on ``day`` or before."""
+        return self._store(partition).ending_by(day)
+
+    def forget(self, partition: int, keys: Iterable[str]) -> None:
+        """Remove applied index entries of ``partition``."""
+        self._store(partition).forget(keys)
+
+    def placed_with(self, partition: int) -> str | None:
+        """Fingerprint of the reference data ``partition``'s residents were placed with."""
+        return self._store(partition).placed_with()
+
+    def save_placed_with(self, partition: int, fingerprint: str) -> None:
+        """Record the reference data ``partition``'s residents are now placed with."""
+        self._store(partition).save_placed_with(fingerprint)
 
     def release(self, keep: set[int]) -> list[int]:
         """Close the databases of partitions this process no longer owns; returns them."""

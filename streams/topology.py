@@ -29,17 +29,36 @@ import faust
 from gridhub.connectors.base.checkpoint import FOREIGN_SEQ_START, SinkAcknowledgements
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
-from gridhub.streams.identity import ResidentKeyer, partition_for
+from gridhub.streams.identity import ResidentKeyer
 from gridhub.streams.merge_resident import ResidentMerger
-from gridhub.streams.route import Rejected, dead_letter, decode_record, raw_head, route
+from gridhub.streams.route import (
+    BROADCAST,
+    BROADCAST_KEY,
+    Rejected,
+    dead_letter,
+    decode_record,
+    partition_of_key,
+    raw_head,
+    route,
+)
 from gridhub.streams.row_batch import Part, pack_rows, unpack_into
 from gridhub.streams.sink import BatchingSink
+from gridhub.streams.writer_schema import WriterSchemas, resolve_foreign
+from kafka import KafkaProducer
 
 from gridhub.errors import SinkBackpressure
 from gridhub.logs import get_logger
+from gridhub.reference import ReferenceData
 from gridhub.topics import Topics
 
 log = get_logger("streams.topology")
+
+EXPIRY_CHECK_SECONDS = 60.0
+"""How often the merge looks for assistance whose end date has come."""
+
+REFERENCE_RELOAD = "reference_reload"
+"""The control record ``gridhub reference reload`` sends to every partition of ``person``
+(source ``hub``): load the grid map again and re-place the residents it moves."""
 
 
 @dataclass
@@ -71,8 +90,12 @@ class Topology:
     batch_seconds: float
     counters: StageCounters
     on_tick: Callable[[faust.App], Any] | None = None
+    reference: Callable[[], ReferenceData] | None = None
+    """Loads the grid map again (``gridhub reference reload``), when this process merges."""
     stored_parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     """Parts stored since the last acks were sent (when acks go over Kafka)."""
+    writer_schemas: WriterSchemas | None = None
+    """Resolves single records written with a registry id outside the catalog."""
 
 
 def _envelope(
@@ -116,9 +139,16 @@ def new_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
 
 
 def add_route_agent(
-    app: faust.App, topics: Topics, keyer: ResidentKeyer, partitions: int, counters: StageCounters
+    app: faust.App,
+    topics: Topics,
+    keyer: ResidentKeyer,
+    partitions: int,
+    counters: StageCounters,
+    writer_schemas: WriterSchemas | None = None,
 ) -> None:
-    """Stage 1 (``streams/route.py``) on ``raw.*``, in this app."""
+    """Stage 1 (``streams/route.py``) on ``raw.*``, in this app; with ``writer_schemas``,
+    a single record whose schema id the catalog lacks is first resolved through the
+    schema registry (``streams/writer_schema.py``)."""
     raw = app.topic(*topics.all_raw(), value_serializer="raw", key_serializer="raw")
     person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
     dead = app.topic(topics.dead_letters, value_serializer="raw", partitions=1)
@@ -129,9 +159,10 @@ def add_route_agent(
             message = event.message
             seq = FOREIGN_SEQ_START + message.offset  # a single record: outside any connector's
             try:
-                head = raw_head(
-                    message.topic, topics.prefix, event.value, _headers(message.headers), seq
-                )
+                value = event.value
+                if writer_schemas is not None and writer_schemas.is_foreign(value):
+                    value = await resolve_foreign(writer_schemas, message.topic, value)
+                head = raw_head(message.topic, topics.prefix, value, _headers(message.headers), seq)
             except Rejected as exc:
                 source, _, entity = message.topic.removeprefix(f"{topics.prefix}.raw.").partition(
                     "."
@@ -187,6 +218,7 @@ def add_merge_agent(
     owned: Callable[[], set[int]] | None = None,
     batch_lock: asyncio.Lock | None = None,
     after_batch: Callable[[], None] | None = None,
+    reference: Callable[[], ReferenceData] | None = None,
 ) -> None:
     """Stage 2 (``streams/merge_resident.py``) on ``person``, in this app.
 
@@ -196,7 +228,9 @@ def add_merge_agent(
     holds: an envelope of a partition a rebalance took away is left to its
     new owner (whose consumer reads it again), so a resident's state is only
     ever changed by one process. ``batch_lock`` is held while a batch is in
-    hand, and ``after_batch`` runs once it is saved.
+    hand, and ``after_batch`` runs once it is saved. ``reference`` loads the grid map
+    again when a ``reference_reload`` control record arrives (``gridhub reference
+    reload``); each partition re-places its residents once it sees the new map in use.
     """
     person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
     max_envelopes = max(1, batch_rows // 500)
@@ -212,10 +246,24 @@ def add_merge_agent(
                 for value in values:
                     _, head = decode(value)
                     keys = head["keys"]
-                    if mine is not None and keys and partition_for(keys[0], partitions) not in mine:
+                    partition = partition_of_key(keys[0], partitions) if keys else None
+                    if mine is not None and partition is not None and partition not in mine:
                         continue
-                    events = to_person_events(head)
-                    rows.extend(merger.merge(events))
+                    events: list[dict[str, Any]] = []
+                    if partition is not None:
+                        if head["entity"] == REFERENCE_RELOAD and reference is not None:
+                            await _use_new_reference(merger, reference)
+                        rows.extend(merger.ensure_placed(partition))
+                    if head["entity"] in BROADCAST:
+                        assert partition is not None  # the route stage keys every copy
+                        editions = [
+                            decode_record(head["entity"], raw, validate=False)
+                            for raw in head["records"]
+                        ]
+                        rows.extend(merger.apply_editions(partition, editions))
+                    elif head["entity"] != REFERENCE_RELOAD:
+                        events = to_person_events(head)
+                        rows.extend(merger.merge(events))
                     parts.append(
                         (
                             head["source"],
@@ -231,6 +279,46 @@ def add_merge_agent(
                     merger.commit()
                 if after_batch is not None:
                     after_batch()
+
+    @app.timer(EXPIRY_CHECK_SECONDS)
+    async def expire_assistance() -> None:
+        """Assistance whose end date has come changes residents without any record: look
+        the dates up (an index the state keeps) and rebuild those residents."""
+        async with lock:
+            mine = owned() if owned is not None else set(range(partitions))
+            rows: list[tuple[str, dict[str, Any]]] = []
+            for partition in sorted(mine):
+                rows.extend(merger.expire(partition))
+            if rows:
+                await deliver(rows, [])
+                merger.commit()
+
+
+def notify_partitions(bootstrap: str, topics: Topics, partitions: int, entity: str) -> None:
+    """Send a control record of source ``hub`` (no records) to every partition of
+    ``person``, so that whoever merges each partition acts on it in order with its data."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    try:
+        for partition in range(partitions):
+            head = {"source": "hub", "entity": entity, "seq": FOREIGN_SEQ_START, "cursor": "{}"}
+            value = _envelope(head, [], partition, partitions, [f"{BROADCAST_KEY}{partition}"])
+            producer.send(topics.person, value=value, partition=partition)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+async def _use_new_reference(
+    merger: ResidentMerger, reference: Callable[[], ReferenceData]
+) -> None:
+    """Load the grid map again; a folder that does not load keeps the map in use."""
+    try:
+        loaded = await asyncio.to_thread(reference)
+    except Exception as exc:  # the command checked the folder; it may have changed since
+        log.error("reference reload refused; the grid map in use stays", reason=str(exc))
+        return
+    if merger.use_reference(loaded):
+        log.info("grid map reloaded", fingerprint=loaded.fingerprint[:12])
 
 
 def rows_sender(app: faust.App, topics: Topics, partitions: int) -> Deliver:
@@ -251,7 +339,7 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
     unless the ingest process runs it (``[hub] ingest_process``)."""
     app = new_app(t.app_id, t.bootstrap, t.partitions)
     if with_route:
-        add_route_agent(app, t.topics, t.keyer, t.partitions, t.counters)
+        add_route_agent(app, t.topics, t.keyer, t.partitions, t.counters, t.writer_schemas)
     dead = app.topic(t.topics.dead_letters, value_serializer="raw", partitions=1)
     acks = app.topic(t.topics.acks, value_serializer="raw", partitions=1)
     max_envelopes = max(1, t.batch_rows // 500)
@@ -274,6 +362,7 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
             t.batch_rows,
             t.batch_seconds,
             store_here,
+            reference=t.reference,
         )
     else:
         rows = app.topic(t.topics.rows, value_serializer="raw", partitions=t.partitions)

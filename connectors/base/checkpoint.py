@@ -14,11 +14,15 @@ up to it is safe:
    keeps data in memory only, by the ClickHouse sink once every part of the
    batch is in the store;
 4. the highest position whose batches up to it are all acknowledged is written
-   to the checkpoint store (atomically: temporary file, fsync, rename).
+   to the checkpoint store: on the embedded broker a file (temporary file,
+   fsync, rename; :class:`FileCheckpointStore`), on a deployment's broker the
+   compacted ``<prefix>.checkpoints`` topic (``kafka_checkpoint_store.py``).
 
 A crash anywhere in 1-4 resumes from the last written position: batches after
 it are pulled again, which the merge and the store absorb (replays change
-nothing), and no batch is skipped.
+nothing), and no batch is skipped. A process that takes a source over from
+another loads the position afresh (:meth:`Checkpoint.reload`), because the
+previous owner may have committed further than this process last saw.
 """
 
 from __future__ import annotations
@@ -27,13 +31,25 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gridhub.logs import get_logger
 
 log = get_logger("connectors.checkpoint")
 
 Position = dict[str, Any]
+
+
+class CheckpointStore(Protocol):
+    """Where committed positions live, one per (source, entity)."""
+
+    def load(self, source: str, entity: str) -> Position | None:
+        """The last saved position, or None before the first commit."""
+        ...
+
+    def save(self, source: str, entity: str, position: Position) -> None:
+        """Make ``position`` the resume point; returns once it is durable."""
+        ...
 
 
 class FileCheckpointStore:
@@ -68,7 +84,7 @@ class FileCheckpointStore:
 class Checkpoint:
     """The pending batches of one (source, entity) and its committed position."""
 
-    def __init__(self, store: FileCheckpointStore, source: str, entity: str) -> None:
+    def __init__(self, store: CheckpointStore, source: str, entity: str) -> None:
         self.store = store
         self.source = source
         self.entity = entity
@@ -96,10 +112,31 @@ class Checkpoint:
         committed position, which covers them all (late acknowledgements of the
         abandoned batches are ignored)."""
         with self._lock:
-            self._pending.clear()
-            self._acked.clear()
-            self._committed_seq = self._next_seq - 1
+            self._abandon_in_flight()
             return self.committed
+
+    def reload(self) -> Position | None:
+        """On taking the source over: abandon what is in flight and read the committed
+        position from the store again (another process may have moved it since)."""
+        with self._lock:
+            self._abandon_in_flight()
+            self.committed = self.store.load(self.source, self.entity)
+            return self.committed
+
+    def reset(self, position: Position) -> None:
+        """``gridhub replay``: make ``position`` the committed one. Batches in flight are
+        abandoned in the same step, so none of their late acknowledgements can write a
+        position past the replay's."""
+        with self._lock:
+            self._abandon_in_flight()
+            self.store.save(self.source, self.entity, position)
+            self.committed = position
+
+    def _abandon_in_flight(self) -> None:
+        """Forget pending batches; batch numbers keep growing, so their acks are ignored."""
+        self._pending.clear()
+        self._acked.clear()
+        self._committed_seq = self._next_seq - 1
 
     def acknowledge(self, seq: int) -> None:
         """Step 3: the batch is safe; step 4 runs when it closes a contiguous prefix."""

@@ -43,6 +43,28 @@ class EnvelopePublisher:
         Raises:
             SourceUnavailable: the broker did not take the batch (the caller rewinds).
         """
+        self._send(self.topics.raw(source, entity), source, entity, seq, records, cursor)
+
+    def publish_dead_letters(
+        self, source: str, entity: str, seq: int, letters: list[bytes], cursor: dict[str, Any]
+    ) -> None:
+        """Send DeadLetter records a connector found itself (a roster file that cannot be
+        read) straight to the dead letters, numbered like its batches.
+
+        Raises:
+            SourceUnavailable: the broker did not take the batch (the caller rewinds).
+        """
+        self._send(self.topics.dead_letters, source, entity, seq, letters, cursor)
+
+    def _send(
+        self,
+        topic: str,
+        source: str,
+        entity: str,
+        seq: int,
+        records: list[bytes],
+        cursor: dict[str, Any],
+    ) -> None:
         envelope = encode_dict(
             "Envelope",
             {
@@ -57,9 +79,7 @@ class EnvelopePublisher:
             },
         )
         try:
-            future = self._producer.send(
-                self.topics.raw(source, entity), value=envelope, key=entity.encode()
-            )
+            future = self._producer.send(topic, value=envelope, key=entity.encode())
             self._producer.flush(timeout=30)
             future.get(timeout=30)
         except KafkaError as exc:

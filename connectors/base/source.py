@@ -4,7 +4,9 @@ A source only knows how to make one pass over its system (:meth:`Source.poll`);
 this loop adds what every integration needs: back-off with jitter after a
 failure (honouring ``retry_after``), a health state with the reason, and
 counters for ``gridhub status``. A failing source never stops another: each
-runs in its own thread.
+runs in its own thread. A stop request takes effect after the batch in flight
+(:meth:`Source.emit`), not at the end of a pass that may hold a whole backlog:
+a source that moves to another process stops within one batch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gridhub.connectors.base.checkpoint import Checkpoint, Position
 from gridhub.connectors.base.publisher import EnvelopePublisher
 from gridhub.connectors.base.table_window import TableWindow
 
-from gridhub.errors import SourceUnavailable
+from gridhub.errors import PullStopped, SourceUnavailable
 from gridhub.logs import get_logger
 
 
@@ -58,7 +60,28 @@ class Source(ABC):
     """One source system pulled in its own thread."""
 
     name: str
+    """The source system, as records and envelopes name it."""
     entities: tuple[str, ...]
+    component: str = ""
+    """How status and ``/health`` name this connector when a source has several (else
+    ``name``)."""
+
+    @property
+    def label(self) -> str:
+        """This connector's name in status and ``/health``."""
+        return self.component or self.name
+
+    @classmethod
+    def configured(cls, config: Any) -> bool:
+        """Whether this connector runs under its source's configuration (a source may have
+        optional parts, such as the civil-affairs roster folder)."""
+        return True
+
+    @classmethod
+    def checkpoint_of(cls, entity: str) -> str:
+        """The checkpoint an entity's batches move: its own, unless the connector keeps one
+        position for several entities."""
+        return entity
 
     def __init__(
         self,
@@ -76,6 +99,7 @@ class Source(ABC):
         self.max_backoff_seconds = max_backoff_seconds
         self.health = SourceHealth()
         self.log = get_logger(f"connectors.{self.name}")
+        self._stop: threading.Event | None = None
 
     @abstractmethod
     def poll(self) -> int:
@@ -115,15 +139,32 @@ class Source(ABC):
         if self.ack_on_publish:
             checkpoint.acknowledge(seq)
         self.health.records += len(records)
+        if self._stop is not None and self._stop.is_set():
+            raise PullStopped(f"source {self.name} stopped after a batch of {entity}")
+
+    def emit_dead_letters(self, entity: str, letters: list[bytes], position: Position) -> None:
+        """Publish DeadLetter records this connector found itself, numbered like a batch so
+        its position moves only once they are safe."""
+        checkpoint = self.checkpoints[entity]
+        seq = checkpoint.next_seq()
+        checkpoint.pending(seq, position)
+        self.publisher.publish_dead_letters(
+            self.name, entity, seq, letters, position_summary(position)
+        )
+        if self.ack_on_publish:
+            checkpoint.acknowledge(seq)
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set; never raises."""
+        """Poll until ``stop`` is set (checked after every batch); never raises."""
+        self._stop = stop
         failures = 0
         while not stop.is_set():
             if self.health.first_poll_at is None:
                 self.health.first_poll_at = datetime.now(UTC)
             try:
                 published = self.poll()
+            except PullStopped:
+                return
             except Exception as exc:
                 failures += 1
                 self.health.errors += 1
@@ -133,11 +174,11 @@ class Source(ABC):
                     if isinstance(exc, SourceUnavailable)
                     else (f"{type(exc).__name__}: {exc}")
                 )
-                self.log.warning("poll failed", source=self.name, reason=self.health.reason)
+                self.log.warning("poll failed", source=self.label, reason=self.health.reason)
                 try:
                     self.rewind()
                 except Exception as rewind_exc:  # a broken checkpoint must not kill the loop
-                    self.log.error("rewind failed", source=self.name, error=str(rewind_exc))
+                    self.log.error("rewind failed", source=self.label, error=str(rewind_exc))
                 retry_after = getattr(exc, "retry_after", None)
                 stop.wait(retry_after or backoff(failures, self.max_backoff_seconds))
                 continue

@@ -128,6 +128,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "grid_map: the unified grids of the reference data, for grid.area",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.grid_map (
+                grid_code String,
+                grid_name String,
+                community_code String,
+                street_code String,
+                fingerprint String  -- of the reference data the map came from
+            ) ENGINE = MergeTree
+            ORDER BY grid_code
+            """,
+        ),
+    ),
 )
 
 _LEDGER = """

@@ -28,8 +28,13 @@ log = get_logger("store.serve")
 DEFAULT_FORMAT = "TabSeparated"
 
 
-def loopback_only(listen: str) -> tuple[str, int]:
-    """Host and port of ``listen``, refusing anything but a loopback address."""
+def loopback_only(
+    listen: str, *, key: str = "clickhouse.serve", why: str = "the embedded store enforces no roles"
+) -> tuple[str, int]:
+    """Host and port of ``listen``, refusing anything but a loopback address.
+
+    ``key`` and ``why`` name the setting and the reason in the refusal.
+    """
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     try:
@@ -38,8 +43,8 @@ def loopback_only(listen: str) -> tuple[str, int]:
         loopback = False
     if not loopback:
         raise ConfigError(
-            f"clickhouse.serve = {listen!r}: the embedded store enforces no roles, so it is "
-            "served on a loopback address only (127.0.0.1:8123)"
+            f"{key} = {listen!r}: {why}, so it is served on a loopback address only "
+            "(127.0.0.1:PORT)"
         )
     return host, int(port)
 

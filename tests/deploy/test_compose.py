@@ -476,6 +476,7 @@ def test_hub_configuration_loads_with_the_hubs_own_loader(
         monkeypatch.setenv(name, value)
     settings = load_settings(ROOT / config_mount.source)
     assert not settings.kafka.embedded and not settings.clickhouse.embedded
+    assert not settings.registry.embedded
     assert set(settings.sources.configured()) == set(hub_config["sources"])
     assert settings.data_dir == Path(hub_config["hub"]["data_dir"])
     assert urlsplit(settings.clickhouse.url).password == passed["CLICKHOUSE_PASSWORD"]
@@ -589,3 +590,32 @@ def test_deploy_readme_documents_every_variable_compose_reads() -> None:
     assert {"PSEUDONYM_KEY", "CLICKHOUSE_PASSWORD", "PUBLISH_ADDR"} <= names
     undocumented = sorted(name for name in names if name not in guide)
     assert not undocumented, f"deploy/README.md does not explain {undocumented}"
+
+
+def test_schema_registry_is_confluents_on_the_kraft_broker(
+    services: dict[str, dict[str, Any]], hubs: dict[str, dict[str, Any]]
+) -> None:
+    registry = services["schema-registry"]
+    image, tag = split_image(registry["image"])
+    assert image == "confluentinc/cp-schema-registry"
+    assert tag.startswith("7.9."), "Confluent Platform 7.9 is the line that ships Kafka 3.9"
+    env = environment(registry)
+    kafka_advertised = environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"] == kafka_advertised
+    assert env["SCHEMA_REGISTRY_KAFKASTORE_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["SCHEMA_REGISTRY_SCHEMA_COMPATIBILITY_LEVEL"].upper() == "BACKWARD"
+    assert registry["depends_on"]["kafka"]["condition"] == "service_healthy"
+    port = urlsplit(env["SCHEMA_REGISTRY_LISTENERS"]).port
+    assert f"127.0.0.1:{port}/subjects" in healthcheck_text(registry)
+    for name, hub in hubs.items():
+        assert hub["depends_on"]["schema-registry"]["condition"] == "service_healthy", name
+
+
+def test_hub_config_names_the_compose_schema_registry(
+    hub_config: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    url = urlsplit(hub_config["registry"]["url"])
+    registry = services["schema-registry"]
+    assert url.hostname in services and url.hostname == registry["hostname"]
+    assert url.port == urlsplit(environment(registry)["SCHEMA_REGISTRY_LISTENERS"]).port
+    assert url.password is None or url.password.startswith("env:")

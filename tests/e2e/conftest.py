@@ -14,6 +14,7 @@ from typing import Any
 
 import clickhouse_connect
 import pytest
+from gridhub.simulators.civil_db import CivilDatabase
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.police_db import PoliceDatabase
 
@@ -60,6 +61,13 @@ class HubProcess:
             f"hub did not get there in {timeout} s:\n{self.log.read_text()[-3000:]}"
         )
 
+    def wait_for_rows(self, before: dict[str, Any], **more: int) -> dict[str, Any]:
+        """Until each named table holds at least ``more[table]`` rows beyond ``before``
+        (the ``tables`` of an earlier status)."""
+        return self.wait_for(
+            lambda s: all(s["tables"][table] >= before[table] + n for table, n in more.items())
+        )
+
     def wait_caught_up(self, timeout: float = 180.0) -> dict[str, Any]:
         return self.wait_for(lambda s: s.get("caught_up"), timeout)
 
@@ -92,6 +100,13 @@ def county() -> County:
 def police(county: County) -> Iterator[PoliceDatabase]:
     with PoliceDatabase() as database:
         database.load(county.syrk_rows, county.jq_rows)
+        yield database
+
+
+@pytest.fixture
+def civil(county: County) -> Iterator[CivilDatabase]:
+    with CivilDatabase() as database:
+        database.load(county.jzdx_rows)
         yield database
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import signal
 from collections import defaultdict
-from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gridhub.simulators.civil_db import CivilDatabase
@@ -33,13 +33,6 @@ from gridhub.demo import (
 from tests.e2e.conftest import HubProcess, open_store
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def civil(county: County) -> Iterator[CivilDatabase]:
-    with CivilDatabase() as database:
-        database.load(county.jzdx_rows)
-        yield database
 
 
 def expected_assistance(county: County) -> dict[str, set[str]]:
@@ -95,7 +88,7 @@ def test_civil_party_and_hotline_records_join_the_police_residents(
             hub.start()
             status = hub.wait_caught_up()
             assert status["sources"]["civil"]["records"] == len(county.jzdx_rows)
-            assert status["sources"]["party"]["records"] == len(members)
+            assert status["sources"]["party"]["records"] == len(members) + len(activities)
             assert status["sources"]["hotline"]["records"] == len(tickets)
             assert hub.stop(signal.SIGTERM) == 0
         finally:
@@ -123,9 +116,20 @@ def test_civil_party_and_hotline_records_join_the_police_residents(
             assert sources == sorted(known), id_number
         events = dict(
             client.query(
-                "SELECT source, count() FROM grid.events FINAL GROUP BY source"
+                "SELECT source, count() FROM grid.events FINAL "
+                "WHERE entity != 'activities' GROUP BY source"
             ).result_rows
         )
+        placed_activities = client.query(
+            "SELECT source_key, grid_code, resident_key FROM grid.events FINAL "
+            "WHERE entity = 'activities'"
+        ).result_rows
+        assert len(placed_activities) == len(activities)  # one event per activity, none unlinked
+        primary = county.geography.primary_grid
+        by_id = {a["activityId"]: a for a in activities}
+        for activity_id, grid_code, resident_key in placed_activities:
+            assert resident_key is None  # a fact about a grid, not about a person
+            assert grid_code == primary[("party", by_id[activity_id]["partyGridCode"])]
         assert events["civil"] == len(county.jzdx_rows)
         membership = client.query(
             "SELECT id_number, is_party_member, party_branch FROM grid.resident FINAL "
@@ -146,3 +150,42 @@ def test_civil_party_and_hotline_records_join_the_police_residents(
             "SELECT count() FROM grid.unlinked FINAL WHERE source = 'hotline'"
         ).result_rows[0][0]
         assert unlinked == len(tickets) - sum(t for t, _ in expected_tickets(county).values())
+        check_area(client, county)
+
+
+def check_area(client: Any, county: County) -> None:
+    """``grid.area`` against counts made here, in Python, from the stored residents and the
+    generator's activities (outputs.md, "How the counts are read")."""
+    today = datetime.now(CHINA_TZ).date()
+    try:
+        eighty = today.replace(year=today.year - 80)
+    except ValueError:  # 29 February, eighty years after a year without one
+        eighty = today.replace(year=today.year - 80, day=28)
+    expected: dict[str, list[Any]] = {g.code: [0] * 7 + [0.0] for g in county.geography.grids}
+    residents = client.query(
+        "SELECT grid_code, population_type, deregistered, is_party_member, "
+        "double_report_community = community_code, length(assistance) > 0, birth_date "
+        "FROM grid.resident FINAL WHERE grid_code IS NOT NULL"
+    ).result_rows
+    assert residents
+    for grid, kind, gone, member, reported, assisted, born in residents:
+        counts = expected[grid]
+        counts[0] += 1
+        counts[1] += kind == "流动"
+        counts[2] += bool(gone)
+        counts[3] += bool(member)
+        counts[4] += bool(member and reported)
+        counts[5] += bool(assisted)
+        counts[6] += born is not None and born <= eighty
+    for grid, hours in county.volunteer_hours(datetime.now(UTC) - timedelta(days=30)).items():
+        expected[grid][7] += hours
+    stored = {
+        row[0]: list(row[1:])
+        for row in client.query(
+            "SELECT grid_code, residents, floating_population, deregistered, party_members, "
+            "double_report_members, assistance_recipients, elderly_80_plus, "
+            "volunteer_hours_30d FROM grid.area FINAL"
+        ).result_rows
+    }
+    assert stored == expected
+    assert sum(counts[7] for counts in expected.values()) > 0  # the window holds activities

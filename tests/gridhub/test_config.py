@@ -263,6 +263,18 @@ def test_a_clickhouse_password_never_appears_in_the_repr(tmp_path: Path, secrets
     assert CH_PW not in repr(settings)
 
 
+def test_a_registry_password_is_resolved_and_never_in_the_repr(
+    tmp_path: Path, secrets_set: None
+) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.registry.embedded and settings.registry.serve == "127.0.0.1:8081"
+    text = '[registry]\nurl = "http://hub:env:CH_PW@registry:8081"\n'
+    settings = load_settings(write(tmp_path, text))
+    assert not settings.registry.embedded
+    assert urlsplit(settings.registry.url).password == CH_PW
+    assert CH_PW not in repr(settings)
+
+
 def test_a_wrongly_typed_secret_is_not_echoed_in_the_error(tmp_path: Path) -> None:
     text = '[sources.party]\nbase_url = "https://dj.example.gov.cn"\ntoken = 918273645546372\n'
     message = config_error(write(tmp_path, text))
@@ -309,3 +321,26 @@ def test_dsn_helpers_keep_an_ipv6_host_usable(
     assert settings.sources.civil is not None
     parts = urlsplit(settings.sources.civil.dsn.get_secret_value())
     assert (parts.hostname, parts.port, parts.password) == ("fd00::6", 5432, "pw")
+
+
+def test_survivorship_lists_replace_the_defaults_they_name(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[survivorship]\nidentity = ["party:members", "police:syrk"]\n')
+    )
+    assert settings.survivorship.overrides() == {"identity": ("party:members", "police:syrk")}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('phone = ["hotline:tickets"]', "hotline:tickets cannot win this field"),
+        ('address = ["police:jq", "police:syrk"]', "never a resident's"),
+        ('identity = ["police:syrk", "police:syrk"]', "named twice"),
+        ('identity = ["police:rkxx"]', "police:rkxx cannot win"),
+    ],
+)
+def test_a_survivorship_list_naming_what_cannot_win_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    error = config_error(write(tmp_path, f"[survivorship]\n{text}\n"))
+    assert "survivorship" in error and message in error

@@ -32,6 +32,7 @@ from gridhub.schemas import (
     PartyMember,
     PersonEvent,
     ResidentRecord,
+    RosterEdition,
     RowBatch,
     SchemaError,
     SyrkRow,
@@ -285,6 +286,18 @@ SOURCE_CASES: list[BaseModel] = [
     JzdxRow.model_validate({**JZDX, "jsrq": date(2026, 6, 30), "lxdh": "139 1234 5678"}),
     ElderlyAllowanceRow.model_validate(ELDERLY),
     DisabilitySubsidyRow.model_validate(DISABILITY),
+    DisabilitySubsidyRow.model_validate({**DISABILITY, "file_sha256": "0" * 64}),
+    RosterEdition.model_validate(
+        {
+            "allowance": "高龄津贴",
+            "file_name": "高龄津贴_202610.csv",
+            "month": "202610",
+            "file_time": datetime(2026, 10, 30, 17, 0, tzinfo=CST),
+            "file_sha256": "ab" * 32,
+            "rows": 1200,
+            "rejected": 3,
+        }
+    ),
     HotlineTicket.model_validate(TICKET),
     HotlineTicket.model_validate(
         {

@@ -18,8 +18,10 @@ from gridhub.streams.merge_resident import (
     ResidentState,
     ResidentStore,
     build_resident,
+    policy_with,
 )
 from gridhub.streams.placement import place
+from gridhub.streams.state_store import PartitionedResidentStore
 
 from gridhub.reference import load_reference
 from tests.cases.police_rows import JQ_ROW, JZDX_ROW, MEMBER, SYRK_ROW, TICKET
@@ -230,8 +232,8 @@ def kinds(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ResidentStore]:
-    opened = ResidentStore(tmp_path / "state" / "residents")
+def store(tmp_path: Path) -> Iterator[PartitionedResidentStore]:
+    opened = PartitionedResidentStore(tmp_path / "state" / "residents", 4)
     yield opened
     opened.close()
 
@@ -246,7 +248,7 @@ def batch() -> list[dict[str, Any]]:
 
 
 def test_merge_emits_one_resident_per_changed_resident_and_one_event_row_per_event(
-    store: ResidentStore,
+    store: PartitionedResidentStore,
 ) -> None:
     rows = ResidentMerger(store, MergeContext(REF)).merge(batch())
     assert kinds(rows) == {"ResidentRecord": 2, "EventRow": 4, "UnlinkedRecord": 1}
@@ -276,7 +278,7 @@ def residents_in(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, 
     }
 
 
-def test_a_replayed_batch_emits_the_same_residents_again(store: ResidentStore) -> None:
+def test_a_replayed_batch_emits_the_same_residents_again(store: PartitionedResidentStore) -> None:
     """After a crash the rows of a saved state may never have been stored: a replay of
     the current versions (the connectors pull again from their checkpoints) re-emits them."""
     merger = ResidentMerger(store, MergeContext(REF))
@@ -289,7 +291,7 @@ def test_a_replayed_batch_emits_the_same_residents_again(store: ResidentStore) -
     assert events == [row for name, row in first if name == "EventRow"]
 
 
-def test_an_older_version_emits_no_resident_row(store: ResidentStore) -> None:
+def test_an_older_version_emits_no_resident_row(store: PartitionedResidentStore) -> None:
     merger = ResidentMerger(store, MergeContext(REF))
     merger.merge([syrk(gxsj=SYRK["gxsj"] + timedelta(days=1))])
     merger.commit()
@@ -297,7 +299,7 @@ def test_an_older_version_emits_no_resident_row(store: ResidentStore) -> None:
     assert kinds(rows) == {"EventRow": 1}
 
 
-def test_a_replay_within_the_batch_changes_nothing(store: ResidentStore) -> None:
+def test_a_replay_within_the_batch_changes_nothing(store: PartitionedResidentStore) -> None:
     merger = ResidentMerger(store, MergeContext(REF))
     first = merger.merge(batch())
     again = merger.merge(batch())
@@ -305,7 +307,7 @@ def test_a_replay_within_the_batch_changes_nothing(store: ResidentStore) -> None
     assert residents_in(again) == residents_in(first)
 
 
-def test_a_crash_before_commit_rebuilds_the_same_residents(store: ResidentStore) -> None:
+def test_a_crash_before_commit_rebuilds_the_same_residents(store: PartitionedResidentStore) -> None:
     first = ResidentMerger(store, MergeContext(REF)).merge(batch())  # never committed
     again = ResidentMerger(store, MergeContext(REF)).merge(batch())
     before = {row["resident_key"]: row for name, row in first if name == "ResidentRecord"}
@@ -317,7 +319,9 @@ def test_a_crash_before_commit_rebuilds_the_same_residents(store: ResidentStore)
         assert {**row, **ignore} == {**before[key], **ignore}
 
 
-def test_a_newer_version_after_commit_emits_the_resident_again(store: ResidentStore) -> None:
+def test_a_newer_version_after_commit_emits_the_resident_again(
+    store: PartitionedResidentStore,
+) -> None:
     merger = ResidentMerger(store, MergeContext(REF))
     (first,) = [row for name, row in merger.merge([syrk()]) if name == "ResidentRecord"]
     merger.commit()
@@ -417,3 +421,85 @@ def test_tickets_count_for_their_caller_and_their_phone_is_never_the_residents()
     assert (resident["hotline_tickets"], resident["hotline_open"]) == (2, 1)
     assert resident["sources"] == ["hotline", "police"]
     assert resident["phone"] != "13611112222"
+
+
+# --- reference reload ------------------------------------------------------------------
+
+
+def moved_reference(tmp_path: Path, address_id: str, grid_code: str) -> Any:
+    """The test map with one building (``address_id``) moved to ``grid_code``."""
+    folder = tmp_path / "reference-v2"
+    folder.mkdir(parents=True)
+    for name in ("grids.csv", "crosswalk.csv"):
+        (folder / name).write_bytes((REFERENCE / name).read_bytes())
+    lines = (REFERENCE / "addresses.csv").read_text("utf-8").splitlines(keepends=True)
+    moved = [
+        line.replace(line.split(",")[1], grid_code, 1)
+        if line.startswith(f"{address_id},")
+        else line
+        for line in lines
+    ]
+    (folder / "addresses.csv").write_text("".join(moved), "utf-8")
+    return load_reference(folder)
+
+
+def test_a_reload_re_places_only_the_residents_of_the_moved_building(
+    store: PartitionedResidentStore, tmp_path: Path
+) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    moving = syrk()  # lives at A001 (grid 003)
+    staying = syrk(LI_ID, rkbh="R320723000002", gmsfhm=LI_ID, xm="李娜", xb="2",
+                   csrq="19800101", dzbm="A002")  # fmt: skip
+    for partition in range(4):
+        assert merger.ensure_placed(partition) == []  # first sight: marked, nothing to move
+    merger.merge([moving, staying])
+    merger.commit()
+    assert not merger.use_reference(REF)  # the same map: nothing to do
+    assert merger.use_reference(moved_reference(tmp_path, "A001", "320723100001002"))
+    rows = [row for p in range(4) for row in merger.ensure_placed(p)]
+    merger.commit()
+    assert [(row["resident_key"], row["grid_code"]) for _, row in rows] == [
+        (KEYER.for_id(WANG_ID), "320723100001002")
+    ]
+    assert [row for p in range(4) for row in merger.ensure_placed(p)] == []  # done once
+    reopened = ResidentMerger(store, MergeContext(moved_reference(tmp_path / "x", "A001",
+                                                                  "320723100001002")))  # fmt: skip
+    assert [row for p in range(4) for row in reopened.ensure_placed(p)] == []  # it was saved
+
+
+def test_assistance_that_reaches_its_end_date_is_dropped_without_a_record(
+    store: PartitionedResidentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No record arrives when ``jsrq`` comes: the merge's own index of end dates
+    rebuilds the resident that day, once."""
+    import gridhub.streams.merge_resident as merge_module
+
+    real_now = merge_module.utc_now()
+    ends = (real_now + timedelta(hours=8) + timedelta(days=1)).date()  # tomorrow, China time
+    merger = ResidentMerger(store, MergeContext(REF))
+    rows = merger.merge([syrk(), jzdx(jzlx="特困", jsrq=ends)])
+    merger.commit()
+    (resident,) = [row for name, row in rows if name == "ResidentRecord"]
+    assert resident["assistance"] == ["特困"]
+    partition = store.partition_of(KEYER.for_id(WANG_ID))
+    assert merger.expire(partition) == []  # not yet
+    monkeypatch.setattr(merge_module, "utc_now", lambda: real_now + timedelta(days=2))
+    expired = merger.expire(partition)
+    merger.commit()
+    assert [(row["resident_key"], row["assistance"]) for _, row in expired] == [
+        (KEYER.for_id(WANG_ID), [])
+    ]
+    assert expired[0][1]["version"] > resident["version"]
+    assert merger.expire(partition) == []  # applied once
+
+
+def test_a_deployment_policy_lets_party_win_the_name() -> None:
+    state = ResidentState()
+    for event in (syrk(), member(name="王  芳芳")):
+        state.apply(event)
+    default = build_resident(KEYER.for_id(WANG_ID), state, MergeContext(REF), NOW, 1)
+    party_first = MergeContext(REF, policy_with({"identity": ("party:members", "police:syrk")}))
+    reordered = build_resident(KEYER.for_id(WANG_ID), state, party_first, NOW, 1)
+    assert default["name"] == "王芳" and default["field_sources"]["name"].startswith("police@")
+    assert reordered["name"] == "王芳芳" and reordered["field_sources"]["name"].startswith("party@")
+    assert any(c.startswith("name:") for c in reordered["conflicts"])  # still flagged

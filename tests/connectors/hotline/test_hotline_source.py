@@ -149,8 +149,12 @@ def test_a_ticket_moving_while_a_window_is_paged_makes_no_other_ticket_be_missed
     ("arm", "message"),
     [
         (lambda api: api.business_error_next("5001"), "busy"),
+        (lambda api: api.business_error_next("4002"), "code 4002"),
+        (lambda api: api.bad_params_next(), "answered 400"),
         (lambda api: api.fail_next(502), "answered 502"),
+        (lambda api: api.fail_next(504), "answered 504"),
         (lambda api: api.reset_next(), "connection failed"),
+        (lambda api: api.delay_next(3.0), "did not answer in time"),
     ],
 )
 def test_errors_are_retried_from_the_checkpoint(
@@ -161,12 +165,24 @@ def test_errors_are_retried_from_the_checkpoint(
     arm: Callable[[HotlineApiServer], None],
     message: str,
 ) -> None:
-    source = make_source(api, hotline_raw, tmp_path)
+    source = make_source(api, hotline_raw, tmp_path, timeout_seconds=1.0)
     arm(api)
     with pytest.raises(SourceUnavailable, match=message):
         source.poll()
     source.rewind()
     assert source.poll() == len(tickets)
+
+
+def test_429_is_reported_with_its_retry_after(
+    hotline_raw: RawTopics, tickets: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    with HotlineApiServer(tickets, KEY, SECRET, rate_limit_per_s=1) as limited:
+        source = make_source(limited, hotline_raw, tmp_path)
+        with pytest.raises(SourceUnavailable, match=r"rate limited \(429\)") as caught:
+            for _ in range(3):  # the first request may fall into a fresh second
+                source.poll()
+                source.rewind()
+        assert caught.value.retry_after is not None and caught.value.retry_after >= 1
 
 
 def test_refusals_say_what_to_fix_without_the_secret(
