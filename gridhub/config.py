@@ -93,6 +93,11 @@ class HubConfig(_Section):
     """Records one ingest request may carry; more is refused with 413."""
     ingest_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Body size one ingest request may have; more is refused with 413."""
+    drain_seconds: float = Field(default=30.0, ge=0.0, le=600.0)
+    """On the embedded broker, how long a stop (SIGTERM/SIGINT) waits for what the topics
+    already hold to be stored: that broker forgets it, and records a system published
+    itself have no checkpoint to be pulled again from. ``0`` stops at once; a second
+    signal too."""
     merge_processes: int = Field(default=2, ge=0, le=64)
     """With ``ingest_process``: merge processes sharing the partitions of ``person`` (at
     most ``kafka.partitions`` do work); their rows reach this process's sink over the

@@ -9,12 +9,14 @@ that the operating system spreads them over the cores: the connectors
 the merge (``gridhub.merge_worker``); this process holds the store and runs
 the sink. ``[hub] merge_processes = 0`` merges here, and
 ``[hub] ingest_process = false`` keeps everything in this process. Shutdown
-(SIGTERM/SIGINT) stops the children (connectors first), lets Faust finish the
-batch in hand and commit, then stops the broker.
+(SIGTERM/SIGINT) stops the connectors, on the embedded broker waits until the
+stages stored what the topics hold (:meth:`Hub.drain`), stops the other
+children, lets Faust finish the batch in hand and commit, then stops the broker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -82,6 +84,9 @@ def merge_status_file(index: int) -> str:
 
 CHILD_STATUS_MAX_AGE_S = 5.0
 TABLE_COUNT_INTERVAL_S = 3.0
+DRAIN_POLL_S = 0.25
+STATUS_INTERVAL_S = 1.0
+"""Children write their status, and Faust commits, once a second."""
 
 
 def resident_keyer(settings: GridhubSettings) -> ResidentKeyer:
@@ -176,6 +181,30 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
         admin.close()
 
 
+class DrainingWorker(faust.Worker):
+    """Faust's worker, whose first stop signal runs ``drain`` (in a thread, while the
+    agents go on storing) before the usual shutdown; a second signal stops at once."""
+
+    def __init__(self, *args: Any, drain: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drain = drain
+        self._draining: asyncio.Future[None] | None = None
+
+    def _schedule_shutdown(self, sig: signal.Signals) -> None:
+        if self._draining is not None:
+            super()._schedule_shutdown(sig)
+            return
+
+        async def drain_then_stop() -> None:
+            try:
+                await asyncio.to_thread(self._drain)
+            except Exception as exc:  # a failed drain must not keep the hub from stopping
+                log.error("drain before stop failed", error=f"{type(exc).__name__}: {exc}")
+            super(DrainingWorker, self)._schedule_shutdown(sig)
+
+        self._draining = asyncio.ensure_future(drain_then_stop(), loop=self.loop)
+
+
 class Hub:
     """Everything one ``gridhub run`` process owns."""
 
@@ -204,6 +233,8 @@ class Hub:
         self.last_status: dict[str, Any] | None = None
         self.registry_server: RegistryServer | None = None
         self.registry: SchemaRegistryClient | None = None
+        self.drain_waiting: dict[str, int] = {}
+        """What a stop's drain still waits for: records per topic[partition], sink rows."""
         self.child_env: dict[str, str] = {}
         """Set in the children's environment (the embedded registry's bound URL)."""
 
@@ -378,7 +409,14 @@ class Hub:
             if self.ingest is not None:
                 self.ingest.start()
 
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        drain = self.settings.hub.drain_seconds if self.settings.kafka.embedded else 0.0
+        worker = DrainingWorker(
+            app,
+            drain=lambda: self._drain_logged(drain),
+            loglevel=loglevel,
+            quiet=True,
+            redirect_stdouts=False,
+        )
         worker.spinner = None  # no terminal spinner: logs and the demo's tables stay clean
         self.worker = worker
         freeze_startup_heap()
@@ -389,11 +427,89 @@ class Hub:
         finally:
             self.shutdown()
 
+    def drain(self, timeout: float) -> bool:
+        """Stop pulling, then let every stage store what the topics already hold before
+        the children stop; True when everything was stored within ``timeout`` s.
+
+        Only on the embedded broker, which forgets its topics at stop: a connector's
+        batch would be pulled again from its checkpoint, but a record a system published
+        itself would be gone. Lag comes from fetch high watermarks (the children's status
+        files and this process's consumer), read only once a status is a commit newer than
+        the moment pulling stopped.
+        """
+        deadline = time.monotonic() + timeout
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.ingest_process is not None:
+            stop_child(self.ingest_process, timeout=20)
+        stopped_at = datetime.now(UTC)
+        children = [self.route_process, *self.merge_processes]
+        while not self._pipeline_empty(stopped_at, children):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(DRAIN_POLL_S)
+        for process in children:
+            if process is not None:
+                stop_child(process, timeout=20)  # each finishes the batch in hand
+        children_stopped_at = datetime.now(UTC)  # this consumer fetches what they sent last
+        while not self._pipeline_empty(children_stopped_at, []):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(DRAIN_POLL_S)
+        return True
+
+    def _pipeline_empty(
+        self, since: datetime, children: list[subprocess.Popen[bytes] | None]
+    ) -> bool:
+        """No lag on any topic, by the statuses of ``children`` written a commit after
+        ``since`` and by this process's own consumer, and no rows waiting in the sink."""
+        names = [ROUTE_STATUS_FILE] if self.route_process in children else []
+        names += [merge_status_file(i) for i, p in enumerate(self.merge_processes) if p in children]
+        fresh = since.timestamp() + STATUS_INTERVAL_S
+        lags: list[dict[str, dict[str, int]]] = []
+        for name in names:
+            status = read_json(self.data_dir / name)
+            if status is None or datetime.fromisoformat(status["written_at"]).timestamp() < fresh:
+                return False
+            lags.append(status.get("lag", {}))
+        if self.app is not None:
+            lags.append(consumer_lag(self.app))
+        if datetime.now(UTC).timestamp() < fresh:
+            return False  # this consumer's commits are as late as the children's
+        t = self.topology
+        pending = t.sink.pending_rows + t.dead_sink.pending_rows if t is not None else 0
+        self.drain_waiting = {
+            f"{topic}[{partition}]": n
+            for lag in lags
+            for topic, partitions in lag.items()
+            for partition, n in partitions.items()
+            if n
+        }
+        if pending:
+            self.drain_waiting["sink"] = pending
+        return not self.drain_waiting
+
     def request_stop(self) -> None:
         """Ask the worker to stop as SIGTERM would (from any thread)."""
         worker = getattr(self, "worker", None)
         if worker is not None:
             worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
+
+    def _drain_logged(self, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        started = time.monotonic()
+        if self.drain(timeout):
+            log.info("topics drained before stop", seconds=round(time.monotonic() - started, 1))
+        else:
+            log.warning(
+                "stopping with records still on the embedded broker's topics; records "
+                "published by the connectors are pulled again at the next start, others "
+                "must be sent again",
+                waited_seconds=timeout,
+                waiting=self.drain_waiting,
+                setting="[hub] drain_seconds",
+            )
 
     def _stop_children(self) -> None:
         """Stop pulling first, then the merge (which finishes its batch in hand)."""

@@ -32,6 +32,9 @@ def test_records_published_straight_to_a_raw_topic_are_merged_and_junk_is_dead_l
     template = dict(county.syrk_rows[0], gxsj=now)
     producer = KafkaProducer(bootstrap_servers=[status["broker"]["bootstrap"]])
     topic = "gridhub.raw.police.syrk"
+    producer.send(topic, key=b"JUNK", value=b"neither avro nor json with a header")
+    producer.flush()
+    hub.wait_for_rows(status["tables"], dead_letters=1)
     avro_row = dict(template, rkbh="SELF-AVRO", gmsfhm=AVRO_ID)
     producer.send(topic, key=b"SELF-AVRO", value=encode_dict("SyrkRow", avro_row))
     json_row = {**template, "rkbh": "SELF-JSON", "gmsfhm": JSON_ID, "gxsj": now.isoformat()}
@@ -41,12 +44,12 @@ def test_records_published_straight_to_a_raw_topic_are_merged_and_junk_is_dead_l
         value=json.dumps(json_row, ensure_ascii=False, default=str).encode(),
         headers=[("content-type", b"application/json")],
     )
-    producer.send(topic, key=b"JUNK", value=b"neither avro nor json with a header")
     producer.flush()
     producer.close()
-    before = status["tables"]
-    hub.wait_for_rows(before, events=2, dead_letters=1)
-    assert hub.stop(signal.SIGTERM) == 0  # the hub kept running through the junk
+    # The hub kept running through the junk, and a stop right after the records were
+    # published stores them first: the embedded broker forgets its topics at stop, and
+    # no connector checkpoint would bring these records back.
+    assert hub.stop(signal.SIGTERM) == 0
     with closing(open_store(hub_dir)) as client:
         ids = {
             row[0]
