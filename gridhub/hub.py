@@ -57,6 +57,7 @@ from gridhub.store.migrations import migrate
 from gridhub.store.serve import StoreServer
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
 from gridhub.streams.merge_resident import MergeContext, ResidentMerger, policy_with
+from gridhub.streams.phone_link import PhoneIndex, PhoneStore
 from gridhub.streams.replace_unlinked import replace_unlinked
 from gridhub.streams.sink import BatchingSink
 from gridhub.streams.state_store import PartitionedResidentStore
@@ -166,7 +167,7 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
         wanted = [NewTopic(name, 1, 1) for name in topics.all_raw() if name not in existing]
         wanted += [
             NewTopic(name, partitions, 1)
-            for name in (topics.person, topics.rows)
+            for name in (topics.person, topics.phones, topics.rows)
             if name not in existing
         ]
         wanted += [
@@ -218,6 +219,7 @@ class Hub:
         self.route_process: subprocess.Popen[bytes] | None = None
         self.merge_processes: list[subprocess.Popen[bytes]] = []
         self.resident_store: PartitionedResidentStore | None = None
+        self.phone_store: PhoneStore | None = None
         self.area: AreaRefresher | None = None
         self.reference: ReferenceData | None = None
         self.bootstrap: str | None = None
@@ -310,13 +312,16 @@ class Hub:
         self.reader = (
             open_client(self.settings, reader=True) if self.settings.clickhouse.embedded else client
         )
-        merger = None
+        merger = phone_index = None
         if not self.merge_children:
+            partitions = self.settings.kafka.partitions
             self.resident_store = PartitionedResidentStore(
-                self.data_dir / "state" / "residents", self.settings.kafka.partitions
+                self.data_dir / "state" / "residents", partitions
             )
             policy = policy_with(self.settings.survivorship.overrides())
             merger = ResidentMerger(self.resident_store, MergeContext(reference, policy))
+            self.phone_store = PhoneStore(self.data_dir / "state" / "phones", partitions)
+            phone_index = PhoneIndex(self.phone_store)
         self.topology = Topology(
             app_id=self.settings.kafka.group_id,
             bootstrap=bootstrap,
@@ -324,6 +329,8 @@ class Hub:
             partitions=self.settings.kafka.partitions,
             keyer=keyer,
             merger=merger,
+            phone_index=phone_index,
+            resend=self.settings.kafka.embedded,
             sink=self.sink,
             dead_sink=self.dead_sink,
             batch_rows=self.settings.clickhouse.batch_rows,
@@ -613,6 +620,8 @@ class Hub:
             self.write_status(final=True)
             if self.resident_store is not None:
                 self.resident_store.close()
+            if self.phone_store is not None:
+                self.phone_store.close()
             self.topology = None
         if self.broker is not None:
             self.broker.stop()

@@ -2,6 +2,8 @@
 
 ``<prefix>.raw.<source>.<entity>``  connector batches (Envelope of source records)
 ``<prefix>.person``                  canonical person events, partitioned by resident
+``<prefix>.phones``                  records without a valid ID number, and residents' phone claims,
+                                     partitioned by phone (identity.md rule 2)
 ``<prefix>.rows``                    merged rows on their way to the store (RowBatch)
 ``<prefix>.dead_letters``            rejected records with their reason
 ``<prefix>.acks``                    stored parts of connector batches (BatchAck)
@@ -41,6 +43,11 @@ class Topics:
     def person(self) -> str:
         """Canonical person events keyed by resident."""
         return f"{self.prefix}.person"
+
+    @property
+    def phones(self) -> str:
+        """Records rule 2 decides and the merge's phone claims, keyed by phone."""
+        return f"{self.prefix}.phones"
 
     @property
     def rows(self) -> str:

@@ -36,7 +36,7 @@ Bad bytes raise ``SchemaError`` saying what was wrong.
 from .canonical import AreaEvent, PersonEvent
 from .catalog import ENTITY_MODELS, MODELS
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdition
-from .envelope import BatchAck, Envelope, RowBatch
+from .envelope import BatchAck, Envelope, PhoneClaim, RowBatch
 from .exceptions import SchemaError
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
@@ -63,6 +63,7 @@ __all__ = [
     "PartyActivity",
     "PartyMember",
     "PersonEvent",
+    "PhoneClaim",
     "ResidentRecord",
     "RosterEdition",
     "RowBatch",

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from .canonical import AreaEvent, PersonEvent
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdition
-from .envelope import BatchAck, Envelope, RowBatch
+from .envelope import BatchAck, Envelope, PhoneClaim, RowBatch
 from .hotline import HotlineTicket
 from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
 from .party import PartyActivity, PartyMember
@@ -31,6 +31,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     UnlinkedRecord,
     Envelope,
     BatchAck,
+    PhoneClaim,
     RowBatch,
 )
 

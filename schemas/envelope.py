@@ -72,6 +72,21 @@ class Envelope(HubModel):
             "empty before routing",
         ),
     ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
+    links: Annotated[
+        list[str],
+        Field(
+            description="after the phone stage, each record's link rule in order: phone "
+            "(identity.md rule 2), empty (waits unlinked), or withdraw (takes back the copy "
+            "sent to this key before); empty otherwise",
+        ),
+    ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
+    whys: Annotated[
+        list[str],
+        Field(
+            description="after the phone stage, why each record that waits unlinked does; "
+            "empty otherwise",
+        ),
+    ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
 
     @model_validator(mode="after")
     def _check_parts(self) -> Self:
@@ -96,6 +111,16 @@ class BatchAck(HubModel):
     parts: Annotated[
         int, Field(ge=1, le=2**31 - 1, description="how many parts the batch was split into")
     ]
+
+
+class PhoneClaim(HubModel):
+    """A resident has a phone on its own records, or no longer has it (the merge tells
+    the phone stage, on ``phones``, keyed by the phone)."""
+
+    phone: Annotated[str, Field(min_length=1, description="the normalised phone")]
+    resident_key: Annotated[str, Field(min_length=1, description="the resident")]
+    name: Annotated[str, Field(description="the resident's merged name")]
+    present: Annotated[bool, Field(description="false: the phone is no longer the resident's")]
 
 
 class RowBatch(HubModel):

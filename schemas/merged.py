@@ -144,6 +144,9 @@ class EventRow(HubModel):
     resident_key: Annotated[str | None, Field(description="linked resident, if any")] = None
     grid_code: Annotated[GridCode | None, Field(description="综合网格 where it was placed")] = None
     payload: Annotated[JsonText, Field(description="JSON text of the source record")]
+    link_rule: Annotated[
+        str, Field(description="the rule that linked it: id_number, phone or none")
+    ] = ""
 
     @model_validator(mode="after")
     def _check_entity(self) -> Self:
@@ -183,6 +186,9 @@ class UnlinkedRecord(HubModel):
     ] = None
     payload: Annotated[JsonText, Field(description="JSON text of the source record")]
     updated_at: Annotated[UtcMillis, Field(description="when this row was written (UTC, ms)")]
+    is_deleted: Annotated[
+        int, Field(ge=0, le=1, description="1: the record no longer waits (it linked later)")
+    ] = 0
 
     @model_validator(mode="after")
     def _check_entity(self) -> Self:

@@ -38,7 +38,6 @@ def payload_json(record: dict[str, Any]) -> str:
 def _syrk_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
     """A ``syrk`` row as a PersonEvent dict."""
     id18 = normalize_id_number(data["gmsfhm"]).value
-    assert id18 is not None and resident_key  # the routing stage dead-lettered the others
     phone = normalize_phone(data["lxdh"]).value
     event_time = china_local_to_utc(data["gxsj"])
     return {
@@ -49,7 +48,7 @@ def _syrk_event(data: dict[str, Any], resident_key: str | None, now: datetime) -
         "ingested_at": now,
         "resident_key": resident_key,
         "id_number": id18,
-        "link_rule": "id_number",
+        "link_rule": _person_link(id18, resident_key),
         "name": normalize_name(data["xm"]),
         "gender": GENDERS.get(data["xb"]),  # xb = 9 is no value (identity.md)
         "birth_date": _csrq(data["csrq"], id18),
@@ -70,7 +69,15 @@ def _syrk_event(data: dict[str, Any], resident_key: str | None, now: datetime) -
     }
 
 
-def _csrq(text: str, id18: str) -> date | None:
+def _person_link(id18: str | None, resident_key: str | None) -> str:
+    """A person record is linked by its ID number, or, without a valid one, by the phone
+    stage (rule 2), or not at all (the phone stage reading it before it decides)."""
+    if id18 is not None:
+        return "id_number"
+    return "phone" if resident_key else "none"
+
+
+def _csrq(text: str, id18: str | None) -> date | None:
     """``csrq`` as a date; an impossible one yields to the date inside the ID number."""
     text = text.strip()
     if len(text) == 8 and text.isdigit():
@@ -78,7 +85,7 @@ def _csrq(text: str, id18: str) -> date | None:
             return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
         except ValueError:
             pass
-    return birth_date_from_id(id18)
+    return birth_date_from_id(id18) if id18 else None
 
 
 def _jq_event(data: dict[str, Any], resident_key: str | None, now: datetime) -> dict[str, Any]:
@@ -137,10 +144,9 @@ def _linked_record(
     birth_date: date | None = None,
     phone_timed: bool = True,
 ) -> dict[str, Any]:
-    """A person record linked by its ID number; its phone is an observation at
-    ``event_time`` unless ``phone_timed`` is false (a roster says no time of its own)."""
+    """A person record, linked by its ID number or by rule 2; its phone is an observation
+    at ``event_time`` unless ``phone_timed`` is false (a roster says no time of its own)."""
     id18 = normalize_id_number(id_text).value
-    assert id18 is not None and resident_key  # the routing stage dead-lettered the others
     event_time = event_time.astimezone(UTC)
     phone = normalize_phone(phone_text).value
     area_code = (area_code or "").strip() or None
@@ -152,7 +158,7 @@ def _linked_record(
         "ingested_at": now,
         "resident_key": resident_key,
         "id_number": id18,
-        "link_rule": "id_number",
+        "link_rule": _person_link(id18, resident_key),
         "name": normalize_name(name),
         "gender": gender,
         "birth_date": birth_date,

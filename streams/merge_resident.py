@@ -66,6 +66,8 @@ class ResidentState:
     placement: tuple[str | None, str | None, str] | None = None
     """Grid, community and method of the last stored computation (a reference reload
     re-emits only the residents whose placement it changes)."""
+    claimed: dict[str, str] = field(default_factory=dict)
+    """The phones the phone stage was told are this resident's: phone -> name."""
 
     def apply(self, event: Contribution) -> bool:
         """Keep the newest version of the event's source record; True if anything changed.
@@ -119,7 +121,7 @@ class ResidentState:
         return self.version
 
 
-_NOT_KEPT = frozenset({"payload", "ingested_at"})
+_NOT_KEPT = frozenset({"payload", "ingested_at", "why", "withdraw"})
 
 
 def _contribution_key(event: Contribution) -> str:
@@ -365,7 +367,25 @@ def _assistance(
     return sorted(current)
 
 
-UNLINKED_WHY = "无有效身份证号且无唯一手机号 (no valid ID number and no unique phone)"
+UNLINKED_WHY = "无有效身份证号且无可用手机号 (no valid ID number and no usable phone)"
+"""Why a record waits unlinked when the phone stage did not see it (it has no phone)."""
+
+
+def claimed_phones(
+    state: ResidentState, policy: dict[str, tuple[str, ...]], name: str
+) -> dict[str, str]:
+    """The phones a resident's own person records show (those the phone policy reads,
+    linked by ID number): what rule 2 may link other records by. A phone only a record
+    linked by phone shows is not claimed, so a link never makes its own evidence."""
+    origins = set(policy["phone"]) | set(policy["phone_untimed"])
+    return {
+        c["phone"]: name
+        for c in state.contributions.values()
+        if c.get("phone")
+        and c["origin"] in origins
+        and c.get("link_rule") != "phone"
+        and not _withdrawn(c)
+    }
 
 
 class ResidentMerger:
@@ -392,6 +412,8 @@ class ResidentMerger:
         self._dirty_placements: set[int] = set()
         self._forget: dict[int, list[str]] = {}
         """Applied end-date index entries, removed once the rows built are safe."""
+        self._claims: list[dict[str, Any]] = []
+        """PhoneClaims of this batch, for the phone stage (see :meth:`take_claims`)."""
 
     def _editions_of(self, partition: int) -> dict[str, Edition]:
         editions = self._editions.get(partition)
@@ -407,7 +429,31 @@ class ResidentMerger:
         resident = build_resident(key, state, self.ctx, now, state.next_version(), editions)
         state.grid_code = resident["grid_code"]
         state.placement = (resident["grid_code"], resident["community_code"], resident["placement"])
+        claimed = claimed_phones(state, self.ctx.policy, resident["name"])
+        if claimed != state.claimed:
+            for phone, name in claimed.items():
+                if state.claimed.get(phone) != name:
+                    self._claims.append(_claim(phone, key, name, present=True))
+            for phone in state.claimed.keys() - claimed.keys():
+                self._claims.append(_claim(phone, key, "", present=False))
+            state.claimed = claimed
         return resident
+
+    def take_claims(self) -> list[dict[str, Any]]:
+        """The PhoneClaims of the batch in hand; sent before :meth:`commit` saves the
+        states, so a crash in between sends them again."""
+        claims, self._claims = self._claims, []
+        return claims
+
+    def claims_of(self, partition: int) -> list[dict[str, Any]]:
+        """Every phone claim of ``partition``'s residents as saved: sent again when a
+        broker that keeps nothing (the embedded one) may have lost them."""
+        keys = self.store.resident_keys(partition)
+        return [
+            _claim(phone, key, name, present=True)
+            for key, state in self.store.load(keys).items()
+            for phone, name in state.claimed.items()
+        ]
 
     def expire(self, partition: int) -> list[tuple[str, dict[str, Any]]]:
         """Rebuild the residents of ``partition`` whose assistance ended since they were
@@ -532,10 +578,14 @@ class ResidentMerger:
             key = e["resident_key"]
             if not key:
                 continue
-            if key in changed:
-                self._states[key].apply(e)
-                continue
             state = self._state(key)
+            if e.get("withdraw"):  # the phone stage took the record back (see phone_link)
+                if state.contributions.pop(_contribution_key(e), None) is not None:
+                    changed[key] = None
+                continue
+            if key in changed:
+                state.apply(e)
+                continue
             if state.apply(e) or state.holds(e):
                 changed[key] = None
         out: list[tuple[str, dict[str, Any]]] = []
@@ -544,6 +594,10 @@ class ResidentMerger:
         self._dirty.update(changed)
         for e in events:
             key = e["resident_key"]
+            if e.get("withdraw"):
+                if not key:  # the record waits no longer: it linked late
+                    out.append(("UnlinkedRecord", _unlinked_row(e, None, None, deleted=True)))
+                continue
             if key:
                 grid_code = self._states[key].grid_code
             elif e["entity"] in AREA_FACTS:
@@ -554,17 +608,7 @@ class ResidentMerger:
                 out.append(
                     (
                         "UnlinkedRecord",
-                        {
-                            "source": e["source"],
-                            "entity": e["entity"],
-                            "source_key": e["source_key"],
-                            "event_time": e["event_time"],
-                            "why": UNLINKED_WHY,
-                            "grid_code": grid_code,
-                            "community_code": placement.community_code,
-                            "payload": e["payload"],
-                            "updated_at": now,
-                        },
+                        _unlinked_row(e, grid_code, placement.community_code, deleted=False),
                     )
                 )
             out.append(
@@ -579,6 +623,7 @@ class ResidentMerger:
                         "resident_key": key,
                         "grid_code": grid_code,
                         "payload": e["payload"],
+                        "link_rule": e["link_rule"],
                     },
                 )
             )
@@ -600,6 +645,30 @@ class ResidentMerger:
         self._dirty.clear()
         self._editions.clear()
         self._dirty_editions.clear()
+        self._claims.clear()
+
+
+def _claim(phone: str, key: str, name: str, *, present: bool) -> dict[str, Any]:
+    return {"phone": phone, "resident_key": key, "name": name, "present": present}
+
+
+def _unlinked_row(
+    e: Contribution, grid_code: str | None, community_code: str | None, *, deleted: bool
+) -> dict[str, Any]:
+    """A ``grid.unlinked`` row, stamped with when the record was decided (a later decision
+    about the same record replaces it, whichever partition is merged first)."""
+    return {
+        "source": e["source"],
+        "entity": e["entity"],
+        "source_key": e["source_key"],
+        "event_time": e["event_time"],
+        "why": e.get("why") or UNLINKED_WHY,
+        "grid_code": grid_code,
+        "community_code": community_code,
+        "payload": e["payload"],
+        "updated_at": e["ingested_at"],
+        "is_deleted": int(deleted),
+    }
 
 
 class StateStore(Protocol):
@@ -673,6 +742,7 @@ class ResidentStore:
                     version=raw["v"],
                     grid_code=raw["g"],
                     placement=raw.get("p"),
+                    claimed=raw.get("k") or {},
                 )
                 if raw
                 else ResidentState()
@@ -685,7 +755,7 @@ class ResidentStore:
         today = utc_now().astimezone(CHINA_TZ).date().isoformat()
         for key, state in states.items():
             record = {"c": state.contributions, "v": state.version, "g": state.grid_code}
-            batch.put(key, {**record, "p": state.placement})
+            batch.put(key, {**record, "p": state.placement, "k": state.claimed})
             for c in state.contributions.values():
                 listing = listing_of(c)
                 if listing is not None:

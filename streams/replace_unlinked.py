@@ -30,7 +30,7 @@ from gridhub.reference import ReferenceData
 log = get_logger("streams.replace_unlinked")
 
 EVENT_COLUMNS = ("source", "entity", "source_key", "event_time", "ingested_at", "resident_key",
-                 "grid_code", "payload")  # fmt: skip
+                 "grid_code", "payload", "link_rule")  # fmt: skip
 UNLINKED_COLUMNS = ("source", "entity", "source_key", "event_time", "why", "grid_code",
                     "community_code", "payload", "updated_at")  # fmt: skip
 
@@ -65,7 +65,8 @@ def replace_unlinked(client: Client, database: str, ref: ReferenceData) -> int:
             continue
         unlinked.append([source, entity, key, event_time, why, placement.grid_code,
                          placement.community_code, payload, now])  # fmt: skip
-        events.append([source, entity, key, event_time, now, None, placement.grid_code, payload])
+        events.append([source, entity, key, event_time, now, None, placement.grid_code, payload,
+                       "none"])  # fmt: skip
     facts = client.query(
         f"SELECT source, entity, source_key, event_time, grid_code, payload "
         f"FROM {database}.events FINAL WHERE source = 'party' AND entity = 'activities'"
@@ -77,7 +78,7 @@ def replace_unlinked(client: Client, database: str, ref: ReferenceData) -> int:
         placement = placer(event)
         if placement.grid_code != grid:
             events.append([source, entity, key, event_time, now, None, placement.grid_code,
-                           payload])  # fmt: skip
+                           payload, "none"])  # fmt: skip
     if unlinked:
         client.insert(f"{database}.unlinked", unlinked, column_names=list(UNLINKED_COLUMNS))
     if events:

@@ -23,7 +23,7 @@ from typing import Any
 
 from gridhub.schemas import MODELS, SchemaError, decode, encode_dict
 from gridhub.streams.identity import ResidentKeyer, partition_for
-from gridhub.streams.normalize import normalize_id_number
+from gridhub.streams.normalize import normalize_id_number, normalize_phone
 from pydantic import ValidationError
 
 SCHEMA_OF = {
@@ -64,6 +64,16 @@ PERSON_ID = {
 """Person records: without a valid ID number they are dead letters (identity.md)."""
 EVIDENCE_ID = {"jq": "bjrsfzh", "tickets": "callerIdCard"}
 """Records that link by ID when they carry a valid one and wait unlinked otherwise."""
+PHONE_OF = {
+    "syrk": "lxdh",
+    "jzdx": "lxdh",
+    "members": "mobile",
+    "roster_elderly": "phone",
+    "roster_disability": "phone",
+    "jq": "bjrdh",
+    "tickets": "callerPhone",
+}
+"""Where each record that may link by phone (rule 2) carries it."""
 
 
 class Rejected(Exception):
@@ -80,12 +90,15 @@ class RoutedBatch:
     """What one raw envelope became: per partition, (record bytes, key) pairs."""
 
     routed: dict[int, tuple[list[bytes], list[str]]] = field(default_factory=dict)
+    by_phone: dict[int, tuple[list[bytes], list[str]]] = field(default_factory=dict)
+    """Per partition of ``phones``, the records rule 2 decides, each with its phone."""
     dead_letters: list[bytes] = field(default_factory=list)
 
     @property
     def parts(self) -> int:
-        """Messages this batch produces downstream (one per partition + dead letters)."""
-        return len(self.routed) + (1 if self.dead_letters else 0)
+        """Messages this batch produces downstream (one per partition of ``person`` and
+        of ``phones`` + dead letters)."""
+        return len(self.routed) + len(self.by_phone) + (1 if self.dead_letters else 0)
 
 
 def decode_record(entity: str, raw: bytes, *, validate: bool = True) -> dict[str, Any]:
@@ -220,6 +233,13 @@ def resident_key_of(entity: str, data: dict[str, Any], keyer: ResidentKeyer) -> 
     return None
 
 
+def phone_of(entity: str, data: dict[str, Any]) -> str | None:
+    """The valid, unmasked phone a record could link by (rule 2), or None."""
+    column = PHONE_OF.get(entity)
+    text = data.get(column) if column else None
+    return normalize_phone(text).value if text else None
+
+
 def dead_letter(source: str, entity: str, reason: str, raw: bytes, key: str) -> bytes:
     """A DeadLetter record in the wire format."""
     return encode_dict(
@@ -249,9 +269,22 @@ def route(
                     records_of.append(raw)
                     keys_of.append(f"{BROADCAST_KEY}{partition}")
                 continue
-            key = resident_key_of(entity, data, keyer) or unlinked_key(
-                source, entity, record_key(entity, data)
-            )
+            try:
+                key = resident_key_of(entity, data, keyer)
+            except Rejected:
+                key = None
+                if phone_of(entity, data) is None:
+                    raise
+            if key is None:
+                phone = phone_of(entity, data)
+                if phone is not None:  # rule 2 decides, in the phone's partition
+                    records_of, keys_of = out.by_phone.setdefault(
+                        partition_for(phone, partitions), ([], [])
+                    )
+                    records_of.append(raw)
+                    keys_of.append(phone)
+                    continue
+                key = unlinked_key(source, entity, record_key(entity, data))
         except Rejected as exc:
             out.dead_letters.append(dead_letter(source, entity, exc.reason, raw, exc.source_key))
             continue

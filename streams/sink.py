@@ -70,6 +70,7 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "resident_key",
             "grid_code",
             "payload",
+            "link_rule",
         ),
     ),
     "UnlinkedRecord": (
@@ -84,6 +85,7 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "community_code",
             "payload",
             "updated_at",
+            "is_deleted",
         ),
     ),
     "DeadLetter": (

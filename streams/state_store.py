@@ -11,8 +11,9 @@ owner's open waits for RocksDB's lock until then.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from gridhub.streams.identity import partition_for
 from gridhub.streams.merge_resident import Edition, ResidentState, ResidentStore
@@ -22,12 +23,41 @@ from gridhub.logs import get_logger
 
 log = get_logger("streams.state_store")
 
+T = TypeVar("T")
+
 OPEN_TIMEOUT_S = 30.0
 """How long to wait for another process to let go of a partition's database."""
 
 
 class StateStoreBusy(GridhubError):
     """A partition's state is still held by another process."""
+
+
+def open_waiting(path: Path, partition: int, opener: Callable[[Path], T]) -> T:
+    """Open a partition's RocksDB, waiting while another process still holds it (a
+    rebalance moved the partition here and its old owner saves its batch in hand).
+
+    Raises:
+        StateStoreBusy: still held after :data:`OPEN_TIMEOUT_S`.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    warned = False
+    while True:
+        try:
+            return opener(path)
+        except Exception as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() > deadline:
+                raise StateStoreBusy(
+                    f"the state of partition {partition} ({path}) is still held "
+                    f"by another process after {OPEN_TIMEOUT_S:.0f} s; is a second hub "
+                    "running with the same data_dir?"
+                ) from exc
+            if not warned:
+                log.info("waiting for another merge process to release", partition=partition)
+                warned = True
+            time.sleep(0.1)
 
 
 class PartitionedResidentStore:
@@ -46,25 +76,7 @@ class PartitionedResidentStore:
         return store
 
     def _open_waiting(self, partition: int) -> ResidentStore:
-        path = self.root / f"p{partition}"
-        deadline = time.monotonic() + OPEN_TIMEOUT_S
-        warned = False
-        while True:
-            try:
-                return ResidentStore(path)
-            except Exception as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() > deadline:
-                    raise StateStoreBusy(
-                        f"the resident state of partition {partition} ({path}) is still held "
-                        f"by another process after {OPEN_TIMEOUT_S:.0f} s; is a second hub "
-                        "running with the same data_dir?"
-                    ) from exc
-                if not warned:
-                    log.info("waiting for another merge process to release", partition=partition)
-                    warned = True
-                time.sleep(0.1)
+        return open_waiting(self.root / f"p{partition}", partition, ResidentStore)
 
     def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
         """States of these residents (new, empty states for unknown keys)."""

@@ -22,18 +22,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from gridhub.connectors.base.checkpoint import FOREIGN_SEQ_START, SinkAcknowledgements
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
-from gridhub.streams.identity import ResidentKeyer
+from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.merge_resident import ResidentMerger
+from gridhub.streams.normalize import normalize_id_number
+from gridhub.streams.phone_link import WITHDRAW, Forward, Letter, PhoneIndex, PhoneOutput
 from gridhub.streams.route import (
     BROADCAST,
     BROADCAST_KEY,
+    PERSON_ID,
     Rejected,
     dead_letter,
     decode_record,
@@ -55,6 +58,9 @@ log = get_logger("streams.topology")
 
 EXPIRY_CHECK_SECONDS = 60.0
 """How often the merge looks for assistance whose end date has come."""
+
+PHONE_CLAIMS = "phone_claims"
+"""Envelopes of PhoneClaims on ``phones`` (source ``hub``)."""
 
 REFERENCE_RELOAD = "reference_reload"
 """The control record ``gridhub reference reload`` sends to every partition of ``person``
@@ -84,6 +90,8 @@ class Topology:
     keyer: ResidentKeyer
     merger: ResidentMerger | None
     """None when a merge process runs the merge (this process then stores its RowBatches)."""
+    phone_index: PhoneIndex | None
+    """The phone stage's state, where this process merges."""
     sink: BatchingSink
     dead_sink: BatchingSink
     batch_rows: int
@@ -96,6 +104,9 @@ class Topology:
     """Parts stored since the last acks were sent (when acks go over Kafka)."""
     writer_schemas: WriterSchemas | None = None
     """Resolves single records written with a registry id outside the catalog."""
+    resend: bool = False
+    """Send phone claims and phone-linked records again when a partition is taken (the
+    embedded broker forgets them in a crash)."""
 
 
 def _envelope(
@@ -151,6 +162,7 @@ def add_route_agent(
     schema registry (``streams/writer_schema.py``)."""
     raw = app.topic(*topics.all_raw(), value_serializer="raw", key_serializer="raw")
     person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
+    phones = app.topic(topics.phones, value_serializer="raw", partitions=partitions)
     dead = app.topic(topics.dead_letters, value_serializer="raw", partitions=1)
 
     @app.agent(raw)
@@ -176,6 +188,13 @@ def add_route_agent(
             parts = batch.parts
             for part, (partition, (records, keys)) in enumerate(sorted(batch.routed.items())):
                 await person.send(
+                    value=_envelope(head, records, part, parts, keys), partition=partition
+                )
+            first = len(batch.routed)
+            for part, (partition, (records, keys)) in enumerate(
+                sorted(batch.by_phone.items()), start=first
+            ):
+                await phones.send(
                     value=_envelope(head, records, part, parts, keys), partition=partition
                 )
             if batch.dead_letters:
@@ -219,6 +238,7 @@ def add_merge_agent(
     batch_lock: asyncio.Lock | None = None,
     after_batch: Callable[[], None] | None = None,
     reference: Callable[[], ReferenceData] | None = None,
+    resend_claims: bool = False,
 ) -> None:
     """Stage 2 (``streams/merge_resident.py``) on ``person``, in this app.
 
@@ -231,10 +251,15 @@ def add_merge_agent(
     hand, and ``after_batch`` runs once it is saved. ``reference`` loads the grid map
     again when a ``reference_reload`` control record arrives (``gridhub reference
     reload``); each partition re-places its residents once it sees the new map in use.
+    The phone claims a batch makes go to ``phones`` before its states are saved;
+    ``resend_claims`` (the embedded broker) sends a partition's claims again when this
+    process takes it.
     """
     person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
+    send_claims = claims_sender(app, topics, partitions)
     max_envelopes = max(1, batch_rows // 500)
     lock = batch_lock or asyncio.Lock()
+    claims_resent: set[int] = set()
 
     @app.agent(person)
     async def merge_agent(stream: faust.StreamT[bytes]) -> None:
@@ -276,6 +301,7 @@ def add_merge_agent(
                     counters.merged += len(events)
                 if parts:
                     await deliver(rows, parts)
+                    await send_claims(merger.take_claims())
                     merger.commit()
                 if after_batch is not None:
                     after_batch()
@@ -291,7 +317,203 @@ def add_merge_agent(
                 rows.extend(merger.expire(partition))
             if rows:
                 await deliver(rows, [])
+                await send_claims(merger.take_claims())
                 merger.commit()
+
+    if resend_claims:
+
+        @app.timer(1.0)
+        async def resend_phone_claims() -> None:
+            """Once per partition this process takes: tell the phone stage every claim
+            again, which the embedded broker may have forgotten with a crash (a claim the
+            phone stage holds already changes nothing)."""
+            async with lock:
+                mine = owned() if owned is not None else set(range(partitions))
+                claims_resent.intersection_update(mine)
+                for partition in sorted(mine - claims_resent):
+                    await send_claims(merger.claims_of(partition))
+                    claims_resent.add(partition)
+
+
+def claims_sender(
+    app: faust.App, topics: Topics, partitions: int
+) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
+    """Send PhoneClaims to ``phones``, one Envelope per partition; returns once Kafka
+    has them."""
+    channel = app.topic(topics.phones, value_serializer="raw", partitions=partitions)
+
+    async def send(claims: list[dict[str, Any]]) -> None:
+        by_partition: dict[int, tuple[list[bytes], list[str]]] = {}
+        for claim in claims:
+            records, keys = by_partition.setdefault(
+                partition_for(claim["phone"], partitions), ([], [])
+            )
+            records.append(encode_dict("PhoneClaim", claim))
+            keys.append(claim["phone"])
+        for partition, (records, keys) in sorted(by_partition.items()):
+            head = {"source": "hub", "entity": PHONE_CLAIMS, "seq": FOREIGN_SEQ_START}
+            value = _envelope({**head, "cursor": "{}"}, records, 0, 1, keys)
+            delivered = await channel.send(value=value, partition=partition)
+            await delivered
+
+    return send
+
+
+def add_phone_agent(
+    app: faust.App,
+    topics: Topics,
+    partitions: int,
+    index: PhoneIndex,
+    counters: StageCounters,
+    batch_seconds: float,
+    *,
+    owned: Callable[[], set[int]] | None = None,
+    resend: bool = False,
+    after_batch: Callable[[], None] | None = None,
+    lock: asyncio.Lock | None = None,
+) -> None:
+    """Stage 1b (``streams/phone_link.py``) on ``phones``, in this app.
+
+    A batch's copies go to ``person`` and are accepted by Kafka before its phone states
+    are saved; only then does each input part go on to the dead-letter topic (with the
+    person records no resident takes), where the sink stores it and reports the part
+    done, so a connector's checkpoint moves only past records the phone stage keeps.
+    ``resend`` (the embedded broker) sends every record of a partition again when this
+    process takes it: copies the broker forgot in a crash come back.
+    """
+    phones = app.topic(topics.phones, value_serializer="raw", partitions=partitions)
+    person = app.topic(topics.person, value_serializer="raw", partitions=partitions)
+    dead = app.topic(topics.dead_letters, value_serializer="raw", partitions=1)
+    resent: set[int] = set()
+    lock = lock or asyncio.Lock()
+
+    async def send(out: PhoneOutput, heads: list[tuple[dict[str, Any], list[Letter]]]) -> None:
+        for value, partition in _forward_envelopes(out.forwards, partitions):
+            await (await person.send(value=value, partition=partition))
+        index.commit()
+        for head, letters in heads:
+            records = [
+                dead_letter(x.source, x.entity, x.reason, x.raw, x.source_key) for x in letters
+            ]
+            counters.dead_letters += len(records)
+            value = _envelope(head, records, head["part"], head["partition_count"], [])
+            await (await dead.send(value=value))
+
+    @app.agent(phones)
+    async def phone_agent(stream: faust.StreamT[bytes]) -> None:
+        async for values in stream.take(64, within=batch_seconds):
+            async with lock:
+                mine = owned() if owned is not None else None
+                out = PhoneOutput()
+                heads: list[tuple[dict[str, Any], list[Letter]]] = []
+                for value in values:
+                    _, head = decode(value)
+                    keys = head["keys"]
+                    if mine is not None and keys and partition_for(keys[0], partitions) not in mine:
+                        continue
+                    if head["entity"] == PHONE_CLAIMS:
+                        for raw, phone in zip(head["records"], keys, strict=True):
+                            _, claim = decode(raw)
+                            index.claim(
+                                phone,
+                                claim["resident_key"],
+                                claim["name"],
+                                claim["present"],
+                                out,
+                            )
+                        continue
+                    first = len(out.letters)
+                    for raw, phone in zip(head["records"], keys, strict=True):
+                        record = phone_record(head["source"], head["entity"], raw)
+                        index.add_record(phone, record, raw, out)
+                        counters.routed += 1
+                    heads.append((head, out.letters[first:]))
+                    del out.letters[first:]
+                if out.letters:  # person records a claim left without a resident
+                    heads.append(({**_LETTERS_HEAD, "seq": FOREIGN_SEQ_START}, out.letters))
+                await send(out, heads)
+            if after_batch is not None:
+                after_batch()
+
+    if resend:
+
+        @app.timer(1.0)
+        async def resend_records() -> None:
+            async with lock:
+                mine = owned() if owned is not None else set(range(partitions))
+                resent.intersection_update(mine)
+                for partition in sorted(mine - resent):
+                    out = PhoneOutput()
+                    for phone in index.store.phones(partition):
+                        index.resend(phone, out)
+                    await send(out, [])
+                    resent.add(partition)
+
+
+_LETTERS_HEAD = {
+    "source": "hub",
+    "entity": "phones",
+    "cursor": "{}",
+    "part": 0,
+    "partition_count": 1,
+}
+"""Dead letters the phone stage finds outside any input part (after a claim)."""
+
+
+def phone_record(source: str, entity: str, raw: bytes) -> dict[str, Any]:
+    """What rule 2 reads of a record: whose record it is in its source, its version and
+    the name it gives (through the same canonical mapping the merge uses)."""
+    data = decode_record(entity, raw, validate=False)
+    event = MAPPERS[(source, entity)](data, None, datetime.now(UTC))
+    column = PERSON_ID.get(entity)
+    return {
+        "source": source,
+        "entity": entity,
+        "source_key": event["source_key"],
+        "event_time": event["event_time"].timestamp(),
+        "name": event.get("name"),
+        "id_reason": str(normalize_id_number(data[column]).reason) if column else "",
+    }
+
+
+_last_stamp = datetime.min.replace(tzinfo=UTC)
+
+
+def _decision_stamp() -> datetime:
+    """Now, to the millisecond the store keeps, and later than any stamp before in this
+    process: a record's copies from two batches must not tie (one process decides a
+    phone at a time)."""
+    global _last_stamp
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    _last_stamp = max(now, _last_stamp + timedelta(milliseconds=1))
+    return _last_stamp
+
+
+def _forward_envelopes(forwards: list[Forward], partitions: int) -> list[tuple[bytes, int]]:
+    """The phone stage's copies as one Envelope per (partition of ``person``, entity)."""
+    grouped: dict[tuple[int, str, str], list[Forward]] = {}
+    for forward in forwards:
+        where = (partition_for(forward.key, partitions), forward.source, forward.entity)
+        grouped.setdefault(where, []).append(forward)
+    out = []
+    for (partition, source, entity), group in sorted(grouped.items()):
+        head = {"source": source, "entity": entity, "seq": FOREIGN_SEQ_START, "cursor": "{}"}
+        value = encode_dict(
+            "Envelope",
+            {
+                **head,
+                "produced_at": _decision_stamp(),
+                "records": [f.raw for f in group],
+                "partition_count": 1,
+                "part": 0,
+                "keys": [f.key for f in group],
+                "links": [f.link for f in group],
+                "whys": [f.why for f in group],
+            },
+        )
+        out.append((value, partition))
+    return out
 
 
 def notify_partitions(bootstrap: str, topics: Topics, partitions: int, entity: str) -> None:
@@ -363,6 +585,17 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
             t.batch_seconds,
             store_here,
             reference=t.reference,
+            resend_claims=t.resend,
+        )
+        assert t.phone_index is not None
+        add_phone_agent(
+            app,
+            t.topics,
+            t.partitions,
+            t.phone_index,
+            t.counters,
+            t.batch_seconds,
+            resend=t.resend,
         )
     else:
         rows = app.topic(t.topics.rows, value_serializer="raw", partitions=t.partitions)
@@ -392,17 +625,33 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
 
 
 def to_person_events(head: dict[str, Any]) -> list[dict[str, Any]]:
-    """The canonical person events of one routed envelope."""
+    """The canonical person events of one routed envelope.
+
+    Copies from the phone stage carry each record's link rule (``withdraw`` takes
+    the record back from this key) and, when it waits unlinked, why; they are stamped
+    with when the phone stage decided, so that the newest decision about a record
+    wins in the store whichever partition is merged first.
+    """
     mapper = MAPPERS[(head["source"], head["entity"])]
-    now = datetime.now(UTC)
-    return [
-        mapper(
+    links: list[str] = head.get("links") or []
+    whys: list[str] = head.get("whys") or []
+    now = head["produced_at"] if links else datetime.now(UTC)
+    events = []
+    for index, (raw, key) in enumerate(zip(head["records"], head["keys"], strict=True)):
+        event = mapper(
             decode_record(head["entity"], raw, validate=False),
             None if key.startswith("u") else key,
             now,
         )
-        for raw, key in zip(head["records"], head["keys"], strict=True)
-    ]
+        if links:
+            link = links[index]
+            if link == WITHDRAW:
+                event["withdraw"] = True
+            else:
+                event["link_rule"] = link or "none"
+            event["why"] = whys[index] if index < len(whys) else ""
+        events.append(event)
+    return events
 
 
 async def _send_acks(t: Topology, channel: faust.TopicT) -> None:

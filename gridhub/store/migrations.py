@@ -11,6 +11,7 @@ version that decides which copy survives (see ``deploy/README.md``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
@@ -27,6 +28,48 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    step: Callable[[Client, str], None] | None = None
+    """Run after the statements, for what a statement cannot say idempotently."""
+
+
+_UNLINKED_V3 = """
+CREATE TABLE IF NOT EXISTS {db}.unlinked_v3 (
+    source LowCardinality(String),
+    entity LowCardinality(String),
+    source_key String,
+    event_time DateTime64(3, 'UTC'),
+    why String,
+    grid_code Nullable(String),
+    community_code Nullable(String),
+    payload String,
+    updated_at DateTime64(3, 'UTC'),
+    is_deleted UInt8 DEFAULT 0
+) ENGINE = ReplacingMergeTree(updated_at, is_deleted)
+ORDER BY (source, entity, source_key)
+"""
+
+
+def _unlinked_with_deletes(client: Client, database: str) -> None:
+    """Rebuild ``unlinked`` on ``ReplacingMergeTree(updated_at, is_deleted)``: a record
+    that links late leaves it (``FINAL`` no longer shows it). An engine cannot be altered,
+    so the rows move to a new table that takes the old one's place; a second run after a
+    crash finds the column there and only tidies up."""
+    has_column = client.query(
+        "SELECT count() FROM system.columns "
+        "WHERE database = %(db)s AND table = 'unlinked' AND name = 'is_deleted'",
+        parameters={"db": database},
+    ).result_rows[0][0]
+    if not has_column:
+        client.command(f"DROP TABLE IF EXISTS {database}.unlinked_v3")
+        client.command(_UNLINKED_V3.format(db=database))
+        client.command(
+            f"INSERT INTO {database}.unlinked_v3 (source, entity, source_key, event_time, why, "
+            "grid_code, community_code, payload, updated_at) SELECT source, entity, source_key, "
+            f"event_time, why, grid_code, community_code, payload, updated_at "
+            f"FROM {database}.unlinked"
+        )
+        client.command(f"EXCHANGE TABLES {database}.unlinked AND {database}.unlinked_v3")
+    client.command(f"DROP TABLE IF EXISTS {database}.unlinked_v3")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -144,6 +187,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "identity rule 2: events.link_rule; unlinked rows leave when their record links late",
+        (
+            """
+            ALTER TABLE {db}.events
+                ADD COLUMN IF NOT EXISTS link_rule LowCardinality(String) DEFAULT ''
+            """,
+        ),
+        _unlinked_with_deletes,
+    ),
 )
 
 _LEDGER = """
@@ -173,6 +227,8 @@ def migrate(client: Client, database: str = "grid") -> list[int]:
             continue
         for statement in migration.statements:
             client.command(statement.format(db=database))
+        if migration.step is not None:
+            migration.step(client, database)
         client.insert(
             f"{database}.schema_migrations",
             [[migration.version, migration.description]],

@@ -22,7 +22,12 @@ from gridhub.simulators.county import County
 from gridhub.simulators.hotline_api import HotlineApiServer
 from gridhub.simulators.party_api import PartyApiServer
 from gridhub.simulators.police_db import PoliceDatabase
-from gridhub.streams.normalize import CHINA_TZ, normalize_id_number
+from gridhub.streams.normalize import (
+    CHINA_TZ,
+    normalize_id_number,
+    normalize_name,
+    normalize_phone,
+)
 
 from gridhub.demo import (
     DEMO_HOTLINE_KEY,
@@ -60,11 +65,47 @@ def expected_members(county: County) -> dict[str, tuple[bool, str]]:
     return out
 
 
+def phone_owners(county: County) -> dict[str, set[str]]:
+    """Phone -> the IDs whose own person records show it (syrk, live jzdx rows, party
+    members): what identity.md's rule 2 links by, read straight from the source rows."""
+    rows = [(r["gmsfhm"], r["lxdh"]) for r in county.syrk_rows]
+    rows += [(r["sfzh"], r["lxdh"]) for r in county.jzdx_rows if not r["deleted"]]
+    rows += [(m["idCard"], m["mobile"]) for m in county.party_members]
+    owners: dict[str, set[str]] = defaultdict(set)
+    for id_text, phone_text in rows:
+        id18 = normalize_id_number(id_text).value
+        phone = normalize_phone(phone_text).value if phone_text else None
+        if id18 and phone:
+            owners[phone].add(id18)
+    return owners
+
+
+def caller_of(
+    ticket: dict[str, Any], owners: dict[str, set[str]], names: dict[str, str]
+) -> str | None:
+    """The ID a ticket belongs to by identity.md: its valid caller ID, else the one
+    resident its unmasked phone belongs to when the name is equal or a surname + 先生/女士."""
+    id18 = normalize_id_number(ticket["callerIdCard"]).value
+    if id18 is not None:
+        return id18
+    phone = normalize_phone(ticket["callerPhone"]).value
+    candidates = owners.get(phone or "", set())
+    if len(candidates) != 1:  # no one, or a phone several residents share
+        return None
+    (owner,) = candidates
+    said = normalize_name(ticket["callerName"] or "")
+    name = names.get(owner, "")
+    title = said[-2:] in ("先生", "女士") and 1 <= len(said) - 2 < len(name)
+    return owner if said == name or (title and name.startswith(said[:-2])) else None
+
+
 def expected_tickets(county: County) -> dict[str, tuple[int, int]]:
     """Per 18-character caller ID: (tickets, open tickets)."""
     out: dict[str, tuple[int, int]] = {}
+    owners = phone_owners(county)
+    names = {p.id_number: p.name for p in county.persons}
     for ticket in county.hotline_tickets:
-        id18 = normalize_id_number(ticket["callerIdCard"]).value
+        id18 = caller_of(ticket, owners, names)
         if id18 is not None:
             total, still_open = out.get(id18, (0, 0))
             is_open = ticket["status"] not in ("办结", "回访")

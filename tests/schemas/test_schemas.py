@@ -31,6 +31,7 @@ from gridhub.schemas import (
     PartyActivity,
     PartyMember,
     PersonEvent,
+    PhoneClaim,
     ResidentRecord,
     RosterEdition,
     RowBatch,
@@ -365,6 +366,7 @@ HUB_CASES: list[BaseModel] = [
     DeadLetter.model_validate(DEAD_LETTER),
     UnlinkedRecord.model_validate(UNLINKED),
     BatchAck(source="police", entity="syrk", seq=7, part=1, parts=3),
+    PhoneClaim(phone="13912345678", resident_key="r1", name="王芳", present=True),
 ]
 ENVELOPE_CASE = Envelope(
     source="hotline",

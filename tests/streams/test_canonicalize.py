@@ -157,8 +157,10 @@ def test_an_incident_links_by_its_reporters_id() -> None:
         ("", IdReason.MISSING),
     ],
 )
-def test_a_person_record_without_a_valid_id_is_a_dead_letter(gmsfhm: str, reason: IdReason) -> None:
-    raw = syrk_bytes(gmsfhm=gmsfhm)
+def test_a_person_record_without_a_valid_id_or_phone_is_a_dead_letter(
+    gmsfhm: str, reason: IdReason
+) -> None:
+    raw = syrk_bytes(gmsfhm=gmsfhm, lxdh=None)
     (letter,) = dead_letters_of("syrk", [raw])
     assert letter["reason"] == str(reason)
     assert (letter["source"], letter["entity"], letter["source_key"]) == (
@@ -167,6 +169,19 @@ def test_a_person_record_without_a_valid_id_is_a_dead_letter(gmsfhm: str, reason
         "R320723000001",
     )
     assert letter["raw"] == raw
+
+
+def test_records_without_a_valid_id_but_with_a_phone_go_to_the_phone_partition() -> None:
+    """Rule 2 is decided by phone: a person record with an invalid ID number and an
+    incident without one travel to the partition of ``phones`` of their phone."""
+    syrk = syrk_bytes(gmsfhm="320723196501011231", lxdh="139-1234-5678")
+    jq = jq_bytes(bjrdh="+86 139 1234 5678")
+    batch = route("police", "syrk", [syrk], KEYER, PARTITIONS)
+    assert batch.routed == {} and batch.dead_letters == []
+    assert batch.by_phone == {partition_for("13912345678", PARTITIONS): ([syrk], ["13912345678"])}
+    batch = route("police", "jq", [jq], KEYER, PARTITIONS)
+    assert list(batch.by_phone.values()) == [([jq], ["13912345678"])]
+    assert batch.parts == 1
 
 
 def test_an_incident_with_an_invalid_reporter_id_is_unlinked_not_dead() -> None:
@@ -199,11 +214,13 @@ def test_a_json_fallback_record_is_accepted_like_avro() -> None:
 
 
 def test_one_batch_splits_into_routed_records_and_dead_letters() -> None:
-    records = [syrk_bytes(), syrk_bytes(gmsfhm="320723196501011231"), b"junk"]
+    bad_id = syrk_bytes(gmsfhm="320723196501011231")
+    records = [syrk_bytes(), bad_id, syrk_bytes(gmsfhm="320723196501011231", lxdh=None), b"junk"]
     batch = route("police", "syrk", records, KEYER, PARTITIONS)
     assert sum(len(r) for r, _ in batch.routed.values()) == 1
+    assert [r for r, _ in batch.by_phone.values()] == [[bad_id]]  # rule 2 may still link it
     assert len(batch.dead_letters) == 2
-    assert batch.parts == len(batch.routed) + 1
+    assert batch.parts == len(batch.routed) + len(batch.by_phone) + 1
 
 
 def test_a_residents_partition_is_stable() -> None:
@@ -289,7 +306,7 @@ def test_a_jzdx_row_becomes_a_person_event_of_its_recipient() -> None:
 
 
 def test_a_jzdx_row_without_a_valid_id_is_a_dead_letter_and_a_deleted_one_travels() -> None:
-    batch = route("civil", "jzdx", [jzdx_bytes(sfzh="3.20723E+17")], KEYER, PARTITIONS)
+    batch = route("civil", "jzdx", [jzdx_bytes(sfzh="3.20723E+17", lxdh=None)], KEYER, PARTITIONS)
     (letter,) = [decode(raw)[1] for raw in batch.dead_letters]
     assert (letter["entity"], letter["source_key"]) == ("jzdx", "41")
     assert letter["reason"]

@@ -503,3 +503,83 @@ def test_a_deployment_policy_lets_party_win_the_name() -> None:
     assert default["name"] == "王芳" and default["field_sources"]["name"].startswith("police@")
     assert reordered["name"] == "王芳芳" and reordered["field_sources"]["name"].startswith("party@")
     assert any(c.startswith("name:") for c in reordered["conflicts"])  # still flagged
+
+
+# --- rule 2: records the phone stage links, takes back, or leaves waiting ---------------
+
+
+def test_a_resident_claims_its_own_phones_once_and_takes_back_one_it_loses(
+    store: PartitionedResidentStore,
+) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    merger.merge([syrk()])
+    (claim,) = merger.take_claims()
+    assert claim == {
+        "phone": "051888123456",
+        "resident_key": KEYER.for_id(WANG_ID),
+        "name": "王芳",
+        "present": True,
+    }
+    merger.commit()
+    merger.merge([syrk()])  # a replay: the phone stage knows it already
+    assert merger.take_claims() == []
+    merger.commit()
+    merger.merge([syrk(lxdh="13912345678", gxsj=datetime(2026, 10, 23, 9, 0))])
+    claims = {(c["phone"], c["present"]) for c in merger.take_claims()}
+    assert claims == {("13912345678", True), ("051888123456", False)}
+    merger.commit()
+    assert merger.claims_of(store.partition_of(KEYER.for_id(WANG_ID))) == [
+        {
+            "phone": "13912345678",
+            "resident_key": KEYER.for_id(WANG_ID),
+            "name": "王芳",
+            "present": True,
+        }
+    ]
+
+
+def phone_ticket(link: str, key: str | None, **changes: Any) -> dict[str, Any]:
+    """A ticket as the phone stage forwards it: to ``key`` (None: its unlinked key)."""
+    event = MAPPERS[("hotline", "tickets")](
+        {**TICKET, "callerIdCard": None, "callerName": "王先生", **changes}, key, NOW
+    )
+    if link == "withdraw":
+        event["withdraw"] = True
+    else:
+        event["link_rule"] = link or "none"
+    event["why"] = "" if key else "the phone belongs to no known resident"
+    return event
+
+
+def test_a_ticket_linked_by_phone_counts_for_the_resident_until_it_is_taken_back(
+    store: PartitionedResidentStore,
+) -> None:
+    wang = KEYER.for_id(WANG_ID)
+    merger = ResidentMerger(store, MergeContext(REF))
+    merger.merge([syrk()])
+    merger.commit()
+    rows = merger.merge([phone_ticket("phone", wang)])
+    for name, row in rows:
+        valid(name, row)
+    residents = residents_in(rows)
+    assert residents[wang]["hotline_tickets"] == 1
+    (event,) = [row for name, row in rows if name == "EventRow"]
+    assert (event["resident_key"], event["link_rule"]) == (wang, "phone")
+    assert merger.take_claims() == []  # a phone on a linked ticket is never the resident's
+    merger.commit()
+    rows = merger.merge([phone_ticket("withdraw", wang)])
+    assert residents_in(rows)[wang]["hotline_tickets"] == 0
+    assert kinds(rows) == {"ResidentRecord": 1}
+    merger.commit()
+
+
+def test_a_ticket_that_links_late_leaves_grid_unlinked(store: PartitionedResidentStore) -> None:
+    merger = ResidentMerger(store, MergeContext(REF))
+    rows = merger.merge([phone_ticket("", None)])
+    (waiting,) = [row for name, row in rows if name == "UnlinkedRecord"]
+    assert waiting["is_deleted"] == 0 and waiting["why"] == "the phone belongs to no known resident"
+    rows = merger.merge([phone_ticket("withdraw", None)])
+    assert kinds(rows) == {"UnlinkedRecord": 1}
+    (gone,) = [row for _, row in rows]
+    valid("UnlinkedRecord", gone)
+    assert gone["is_deleted"] == 1 and gone["source_key"] == waiting["source_key"]

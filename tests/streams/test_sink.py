@@ -59,6 +59,7 @@ EVENT: dict[str, Any] = {
     "resident_key": RESIDENT["resident_key"],
     "grid_code": "320723100001003",
     "payload": '{"rkbh":"R320723000001"}',
+    "link_rule": "id_number",
 }
 UNLINKED: dict[str, Any] = {
     "source": "police",
@@ -70,6 +71,7 @@ UNLINKED: dict[str, Any] = {
     "community_code": "320723100001",
     "payload": '{"jqbh":"J3207232026102200001"}',
     "updated_at": NOW,
+    "is_deleted": 0,
 }
 DEAD: dict[str, Any] = {
     "source": "police",

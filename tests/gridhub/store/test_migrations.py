@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +182,38 @@ def test_resident_is_read_with_final_one_row_per_key(client: Any) -> None:
     assert query_rows(client, f"SELECT name, version FROM {database}.resident FINAL") == [
         ("王 芳", 3)
     ]
+
+
+def test_unlinked_keeps_its_rows_and_hides_records_that_linked_later(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 3 moves ``unlinked`` onto an engine with ``is_deleted``: a store made
+    before it keeps its rows, and a row written deleted later leaves ``FINAL``."""
+    import gridhub.store.migrations as migrations
+
+    database = fresh_database()
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:2])
+    migrate(client, database)
+    columns_before = ["source", "entity", "source_key", "event_time", "why", "payload"]
+    old_row = ["hotline", "tickets", "T1", datetime(2026, 11, 1), "no phone", "{}"]
+    other = ["hotline", "tickets", "T2", datetime(2026, 11, 1), "no phone", "{}"]
+    client.insert(f"{database}.unlinked", [old_row, other], column_names=columns_before)
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+    assert migrate(client, database) == [m.version for m in MIGRATIONS[2:]]
+    assert migrations._unlinked_with_deletes(client, database) is None  # again: no change
+    assert "link_rule" in columns(client, database, "events")
+    client.insert(
+        f"{database}.unlinked",
+        [["hotline", "tickets", "T1", "linked later", "{}", datetime(2026, 11, 2), 1]],
+        column_names=[
+            "source",
+            "entity",
+            "source_key",
+            "why",
+            "payload",
+            "updated_at",
+            "is_deleted",
+        ],
+    )
+    waiting = query_rows(client, f"SELECT source_key FROM {database}.unlinked FINAL")
+    assert waiting == [("T2",)]
