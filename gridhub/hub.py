@@ -86,6 +86,11 @@ def merge_status_file(index: int) -> str:
 CHILD_STATUS_MAX_AGE_S = 5.0
 TABLE_COUNT_INTERVAL_S = 3.0
 DRAIN_POLL_S = 0.25
+CLEAN_STOP_FILE = Path("state") / "clean-stop"
+"""Written when a stop stored everything the embedded broker held: the next start then
+need not send the phone stage's claims and copies again (see ``streams/phone_link.py``)."""
+RESEND_ENV = "GRIDHUB_RESEND_LOST"
+"""Tells the merge processes whether the last stop may have lost messages (``1``)."""
 STATUS_INTERVAL_S = 1.0
 """Children write their status, and Faust commits, once a second."""
 
@@ -235,6 +240,8 @@ class Hub:
         self.last_status: dict[str, Any] | None = None
         self.registry_server: RegistryServer | None = None
         self.registry: SchemaRegistryClient | None = None
+        self.drained = False
+        """The stop in progress stored everything the embedded broker held."""
         self.drain_waiting: dict[str, int] = {}
         """What a stop's drain still waits for: records per topic[partition], sink rows."""
         self.child_env: dict[str, str] = {}
@@ -280,6 +287,10 @@ class Hub:
     def prepare(self) -> faust.App:
         """Start broker and store, migrate, create topics, build ingest and agents."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        clean_stop = self.data_dir / CLEAN_STOP_FILE
+        resend = self.settings.kafka.embedded and not clean_stop.exists()
+        clean_stop.unlink(missing_ok=True)
+        self.child_env[RESEND_ENV] = "1" if resend else "0"
         registry = self._register_schemas()
         reference = load_reference_dir(self.settings)
         client = open_client(self.settings)
@@ -330,7 +341,7 @@ class Hub:
             keyer=keyer,
             merger=merger,
             phone_index=phone_index,
-            resend=self.settings.kafka.embedded,
+            resend=resend,
             sink=self.sink,
             dead_sink=self.dead_sink,
             batch_rows=self.settings.clickhouse.batch_rows,
@@ -507,6 +518,7 @@ class Hub:
             return
         started = time.monotonic()
         if self.drain(timeout):
+            self.drained = True
             log.info("topics drained before stop", seconds=round(time.monotonic() - started, 1))
         else:
             log.warning(
@@ -626,6 +638,10 @@ class Hub:
         if self.broker is not None:
             self.broker.stop()
         close_embedded()
+        if self.drained:
+            (self.data_dir / CLEAN_STOP_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / CLEAN_STOP_FILE).touch()
+            self.drained = False
 
     # -- progress -----------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ and sends its rows to the hub's process as RowBatches on ``<prefix>.rows``
 from __future__ import annotations
 
 import asyncio
+import os
 
 from gridhub.config import GridhubSettings
-from gridhub.hub import consumer_lag, load_reference_dir, merge_status_file
+from gridhub.hub import RESEND_ENV, consumer_lag, load_reference_dir, merge_status_file
 from gridhub.logs import get_logger
 from gridhub.runtime.worker import ChildStage, run_child
 from gridhub.streams.merge_resident import MergeContext, ResidentMerger, policy_with
@@ -39,6 +40,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
     store = PartitionedResidentStore(settings.data_dir / "state" / "residents", kafka.partitions)
     phone_store = PhoneStore(settings.data_dir / "state" / "phones", kafka.partitions)
     policy = policy_with(settings.survivorship.overrides())
+    resend = kafka.embedded and os.environ.get(RESEND_ENV, "1") == "1"
     merger = ResidentMerger(store, MergeContext(load_reference_dir(settings), policy))
     app = new_app(f"{kafka.group_id}-merge", bootstrap, kafka.partitions)
     counters = StageCounters()
@@ -80,7 +82,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
         batch_lock=batch_lock,
         after_batch=release_unowned,
         reference=lambda: load_reference_dir(settings),
-        resend_claims=kafka.embedded,
+        resend_claims=resend,
     )
     phone_lock = asyncio.Lock()
     add_phone_agent(
@@ -91,7 +93,7 @@ def build(settings: GridhubSettings, bootstrap: str, index: int) -> ChildStage:
         counters,
         settings.clickhouse.batch_seconds,
         owned=owned_phones,
-        resend=kafka.embedded,
+        resend=resend,
         after_batch=release_unowned_phones,
         lock=phone_lock,
     )

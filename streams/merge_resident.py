@@ -2,9 +2,12 @@
 
 Consumes ``person`` (PersonEvent envelopes, partitioned by resident).
 Produces ``sink`` (ResidentRecord, EventRow and UnlinkedRecord rows in one
-envelope per input envelope, same partition). State: per resident, the latest
-version of every source record that names it (its *contributions*), in a
-RocksDB store in ``data_dir`` (see :class:`ResidentStore`).
+envelope per input envelope, same partition) and ``phones`` (PhoneClaims: the
+phones each resident's own records show, for rule 2). State: per resident, the
+latest version of every source record that names it (its *contributions*) and
+the phones it claimed, in a RocksDB store in ``data_dir`` (see
+:class:`ResidentStore`). Copies from the phone stage may withdraw a record: its
+contribution leaves the resident, or its unlinked row is written deleted.
 
 A resident is a pure function of its contributions (:func:`build_resident`),
 so applying an event twice, or an older version after a newer one, changes
@@ -61,8 +64,6 @@ class ResidentState:
 
     contributions: dict[str, Contribution] = field(default_factory=dict)
     version: int = 0
-    grid_code: str | None = None
-    """The grid of the last stored computation (event rows of replays carry it)."""
     placement: tuple[str | None, str | None, str] | None = None
     """Grid, community and method of the last stored computation (a reference reload
     re-emits only the residents whose placement it changes)."""
@@ -244,7 +245,10 @@ def build_resident(
     """
     contributions = [c for c in state.contributions.values() if not _withdrawn(c)]
     fields: dict[str, str] = {}
-    identity = _by_preference(contributions, ctx.policy["identity"])
+    # A record linked by phone was linked because its name does not contradict (it may be
+    # only 王先生): it is evidence, and neither names the resident nor raises a conflict.
+    named = [c for c in contributions if c.get("link_rule") != "phone"]
+    identity = _by_preference(named, ctx.policy["identity"])
     id_number = next((c["id_number"] for c in contributions if c.get("id_number")), None)
     name, _ = _winner(identity, "name", fields)
     gender, _ = _winner(identity, "gender", fields)
@@ -427,7 +431,6 @@ class ResidentMerger:
         state = self._states[key]
         editions = self._editions_of(self.store.partition_of(key))
         resident = build_resident(key, state, self.ctx, now, state.next_version(), editions)
-        state.grid_code = resident["grid_code"]
         state.placement = (resident["grid_code"], resident["community_code"], resident["placement"])
         claimed = claimed_phones(state, self.ctx.policy, resident["name"])
         if claimed != state.claimed:
@@ -512,7 +515,6 @@ class ResidentMerger:
             if state.placement is not None and tuple(state.placement) == moved:
                 continue
             resident["version"] = state.next_version()
-            state.grid_code = resident["grid_code"]
             state.placement = moved
             self._dirty.add(key)
             rows.append(("ResidentRecord", resident))
@@ -598,13 +600,12 @@ class ResidentMerger:
                 if not key:  # the record waits no longer: it linked late
                     out.append(("UnlinkedRecord", _unlinked_row(e, None, None, deleted=True)))
                 continue
-            if key:
-                grid_code = self._states[key].grid_code
-            elif e["entity"] in AREA_FACTS:
-                grid_code = self.ctx.place(e).grid_code
-            else:
-                placement = self.ctx.place(e)
-                grid_code = placement.grid_code
+            # An event row carries where the record itself is placed: the same whatever
+            # order the records came in (a linked record counts in its resident's grid,
+            # which grid.resident holds).
+            placement = self.ctx.place(e)
+            grid_code = placement.grid_code
+            if not key and e["entity"] not in AREA_FACTS:
                 out.append(
                     (
                         "UnlinkedRecord",
@@ -740,7 +741,6 @@ class ResidentStore:
                 ResidentState(
                     contributions=raw["c"],
                     version=raw["v"],
-                    grid_code=raw["g"],
                     placement=raw.get("p"),
                     claimed=raw.get("k") or {},
                 )
@@ -754,7 +754,7 @@ class ResidentStore:
         batch = WriteBatch()
         today = utc_now().astimezone(CHINA_TZ).date().isoformat()
         for key, state in states.items():
-            record = {"c": state.contributions, "v": state.version, "g": state.grid_code}
+            record = {"c": state.contributions, "v": state.version}
             batch.put(key, {**record, "p": state.placement, "k": state.claimed})
             for c in state.contributions.values():
                 listing = listing_of(c)

@@ -28,7 +28,7 @@ from typing import Any
 from gridhub.streams.identity import partition_for
 from gridhub.streams.normalize import normalize_name
 from gridhub.streams.route import PERSON_ID, unlinked_key
-from gridhub.streams.state_store import open_waiting
+from gridhub.streams.state_store import PartitionDatabases
 from rocksdict import Rdict, WriteBatch
 
 HONORIFICS = ("先生", "女士")
@@ -177,6 +177,7 @@ class PhoneIndex:
             "version": list(version),
             "id_reason": record.get("id_reason") or "",
             "to": held["to"] if held else None,
+            "why": held.get("why") if held else None,
             "lettered": held["lettered"] if held and tuple(held["version"]) == version else False,
         }
         state["records"][rid] = new
@@ -210,12 +211,13 @@ class PhoneIndex:
     ) -> None:
         decision = decide(state["claims"], record)
         before = record["to"]
-        if before == decision.to and not always:
+        if before == decision.to and record.get("why") == decision.why and not always:
             return
         source, entity, key, raw = (record[n] for n in ("source", "entity", "source_key", "raw"))
         if before is not None and before != decision.to:
             out.send(Forward(source, entity, key, before, WITHDRAW, raw))
         record["to"] = decision.to
+        record["why"] = decision.why
         if decision.to is not None:
             out.send(Forward(source, entity, key, decision.to, decision.rule, raw, decision.why))
         elif not record["lettered"]:
@@ -236,25 +238,16 @@ def _open_rdict(path: Path) -> Rdict:
     return Rdict(str(path))
 
 
-class PhoneStore:
+class PhoneStore(PartitionDatabases[Rdict]):
     """Phone states in RocksDB, one database per partition of ``phones``
     (``data_dir/state/phones/p<N>``), opened by the process that owns it."""
 
     def __init__(self, root: Path, partitions: int) -> None:
-        self.root = root
-        self.partitions = partitions
-        self._open: dict[int, Rdict] = {}
-
-    def _db(self, partition: int) -> Rdict:
-        db = self._open.get(partition)
-        if db is None:
-            db = open_waiting(self.root / f"p{partition}", partition, _open_rdict)
-            self._open[partition] = db
-        return db
+        super().__init__(root, partitions, _open_rdict)
 
     def load(self, phone: str) -> dict[str, Any]:
         """A phone's state (empty for a phone never seen)."""
-        state = self._db(partition_for(phone, self.partitions)).get(phone)
+        state = self._store(partition_for(phone, self.partitions)).get(phone)
         return state if state else {"claims": {}, "records": {}}
 
     def save(self, states: dict[str, dict[str, Any]]) -> None:
@@ -264,23 +257,9 @@ class PhoneStore:
             partition = partition_for(phone, self.partitions)
             batches.setdefault(partition, WriteBatch()).put(phone, state)
         for partition, batch in batches.items():
-            self._db(partition).write(batch)
+            self._store(partition).write(batch)
 
     def phones(self, partition: int) -> list[str]:
         """Every phone of ``partition``."""
-        keys = self._db(partition).keys()
+        keys = self._store(partition).keys()
         return [key for key in keys if isinstance(key, str)]
-
-    def release(self, keep: set[int]) -> list[int]:
-        """Close the databases of partitions this process no longer owns; returns them."""
-        released = sorted(p for p in self._open if p not in keep)
-        for partition in released:
-            self._open.pop(partition).close()
-        return released
-
-    @property
-    def open_partitions(self) -> set[int]:
-        return set(self._open)
-
-    def close(self) -> None:
-        self.release(set())

@@ -2,15 +2,18 @@
 
 Consumes ``raw.<source>.<entity>`` (one Envelope per connector batch).
 Produces ``person`` (Envelopes of the same record bytes, one per partition
-touched, with each record's resident key in ``keys``) and ``dead_letters``
-(one DeadLetter Envelope). State: none.
+touched, with each record's resident key in ``keys``), ``phones`` (records
+without a valid ID number but with a valid, unmasked phone, keyed by the phone:
+identity.md's rule 2 decides them in ``streams/phone_link.py``) and
+``dead_letters`` (one DeadLetter Envelope). State: none.
 
 Records travel on unchanged (the source's Avro bytes), so the hot path pays
 for one decode here and one in the merge, not for re-encoding a canonical
 form. Dead-letter reasons: the record does not decode, fails its pydantic
 model (the first error, with the field), or is a person record whose
-公民身份号码 is missing or invalid (the normaliser's reason). Every raw record
-leaves this stage exactly once, routed or dead-lettered.
+公民身份号码 is missing or invalid (the normaliser's reason) and that carries
+no phone to link by. Every raw record leaves this stage exactly once, routed
+or dead-lettered.
 """
 
 from __future__ import annotations

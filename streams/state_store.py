@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from gridhub.streams.identity import partition_for
 from gridhub.streams.merge_resident import Edition, ResidentState, ResidentStore
@@ -60,23 +60,52 @@ def open_waiting(path: Path, partition: int, opener: Callable[[Path], T]) -> T:
             time.sleep(0.1)
 
 
-class PartitionedResidentStore:
-    """The ResidentStore interface over one RocksDB per partition, opened on first use."""
+class Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, root: Path, partitions: int) -> None:
+
+D = TypeVar("D", bound=Closable)
+
+
+class PartitionDatabases(Generic[D]):
+    """One database per partition (``root/p<N>``), opened on first use by the process that
+    owns the partition, and closed when a rebalance takes it away."""
+
+    def __init__(self, root: Path, partitions: int, opener: Callable[[Path], D]) -> None:
         self.root = root
         self.partitions = partitions
-        self._open: dict[int, ResidentStore] = {}
+        self._opener = opener
+        self._open: dict[int, D] = {}
 
-    def _store(self, partition: int) -> ResidentStore:
+    def _store(self, partition: int) -> D:
         store = self._open.get(partition)
         if store is None:
-            store = self._open_waiting(partition)
+            store = open_waiting(self.root / f"p{partition}", partition, self._opener)
             self._open[partition] = store
         return store
 
-    def _open_waiting(self, partition: int) -> ResidentStore:
-        return open_waiting(self.root / f"p{partition}", partition, ResidentStore)
+    def release(self, keep: set[int]) -> list[int]:
+        """Close the databases of partitions this process no longer owns; returns them."""
+        released = sorted(p for p in self._open if p not in keep)
+        for partition in released:
+            self._open.pop(partition).close()
+        return released
+
+    @property
+    def open_partitions(self) -> set[int]:
+        """Partitions whose database this process holds."""
+        return set(self._open)
+
+    def close(self) -> None:
+        """Close every database."""
+        self.release(set())
+
+
+class PartitionedResidentStore(PartitionDatabases[ResidentStore]):
+    """The ResidentStore interface over one RocksDB per partition of ``person``."""
+
+    def __init__(self, root: Path, partitions: int) -> None:
+        super().__init__(root, partitions, ResidentStore)
 
     def load(self, keys: Iterable[str]) -> dict[str, ResidentState]:
         """States of these residents (new, empty states for unknown keys)."""
@@ -131,19 +160,3 @@ class PartitionedResidentStore:
     def save_placed_with(self, partition: int, fingerprint: str) -> None:
         """Record the reference data ``partition``'s residents are now placed with."""
         self._store(partition).save_placed_with(fingerprint)
-
-    def release(self, keep: set[int]) -> list[int]:
-        """Close the databases of partitions this process no longer owns; returns them."""
-        released = sorted(p for p in self._open if p not in keep)
-        for partition in released:
-            self._open.pop(partition).close()
-        return released
-
-    @property
-    def open_partitions(self) -> set[int]:
-        """Partitions whose database this process holds."""
-        return set(self._open)
-
-    def close(self) -> None:
-        """Close every database."""
-        self.release(set())

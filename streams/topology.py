@@ -265,42 +265,15 @@ def add_merge_agent(
     async def merge_agent(stream: faust.StreamT[bytes]) -> None:
         async for values in stream.take(max_envelopes, within=batch_seconds):
             async with lock:
+                heads = [decode(value)[1] for value in values]
+                loaded = None
+                if reference is not None and any(h["entity"] == REFERENCE_RELOAD for h in heads):
+                    loaded = await _load_reference(reference)
                 mine = owned() if owned is not None else None
-                rows: list[tuple[str, dict[str, Any]]] = []
-                parts: list[Part] = []
-                for value in values:
-                    _, head = decode(value)
-                    keys = head["keys"]
-                    partition = partition_of_key(keys[0], partitions) if keys else None
-                    if mine is not None and partition is not None and partition not in mine:
-                        continue
-                    events: list[dict[str, Any]] = []
-                    if partition is not None:
-                        if head["entity"] == REFERENCE_RELOAD and reference is not None:
-                            await _use_new_reference(merger, reference)
-                        rows.extend(merger.ensure_placed(partition))
-                    if head["entity"] in BROADCAST:
-                        assert partition is not None  # the route stage keys every copy
-                        editions = [
-                            decode_record(head["entity"], raw, validate=False)
-                            for raw in head["records"]
-                        ]
-                        rows.extend(merger.apply_editions(partition, editions))
-                    elif head["entity"] != REFERENCE_RELOAD:
-                        events = to_person_events(head)
-                        rows.extend(merger.merge(events))
-                    parts.append(
-                        (
-                            head["source"],
-                            head["entity"],
-                            head["seq"],
-                            head["part"],
-                            head["partition_count"],
-                        )
-                    )
-                    counters.merged += len(events)
-                if parts:
-                    await deliver(rows, parts)
+                batch = merge_heads(merger, heads, partitions, mine, loaded)
+                counters.merged += batch.merged
+                if batch.parts:
+                    await deliver(batch.rows, batch.parts)
                     await send_claims(merger.take_claims())
                     merger.commit()
                 if after_batch is not None:
@@ -343,20 +316,25 @@ def claims_sender(
     channel = app.topic(topics.phones, value_serializer="raw", partitions=partitions)
 
     async def send(claims: list[dict[str, Any]]) -> None:
-        by_partition: dict[int, tuple[list[bytes], list[str]]] = {}
-        for claim in claims:
-            records, keys = by_partition.setdefault(
-                partition_for(claim["phone"], partitions), ([], [])
-            )
-            records.append(encode_dict("PhoneClaim", claim))
-            keys.append(claim["phone"])
-        for partition, (records, keys) in sorted(by_partition.items()):
-            head = {"source": "hub", "entity": PHONE_CLAIMS, "seq": FOREIGN_SEQ_START}
-            value = _envelope({**head, "cursor": "{}"}, records, 0, 1, keys)
+        for value, partition in claim_envelopes(claims, partitions):
             delivered = await channel.send(value=value, partition=partition)
             await delivered
 
     return send
+
+
+def claim_envelopes(claims: list[dict[str, Any]], partitions: int) -> list[tuple[bytes, int]]:
+    """PhoneClaims as one Envelope per partition of ``phones`` (keyed by phone)."""
+    by_partition: dict[int, tuple[list[bytes], list[str]]] = {}
+    for claim in claims:
+        records, keys = by_partition.setdefault(partition_for(claim["phone"], partitions), ([], []))
+        records.append(encode_dict("PhoneClaim", claim))
+        keys.append(claim["phone"])
+    head = {"source": "hub", "entity": PHONE_CLAIMS, "seq": FOREIGN_SEQ_START, "cursor": "{}"}
+    return [
+        (_envelope(head, records, 0, 1, keys), partition)
+        for partition, (records, keys) in sorted(by_partition.items())
+    ]
 
 
 def add_phone_agent(
@@ -387,51 +365,22 @@ def add_phone_agent(
     resent: set[int] = set()
     lock = lock or asyncio.Lock()
 
-    async def send(out: PhoneOutput, heads: list[tuple[dict[str, Any], list[Letter]]]) -> None:
-        for value, partition in _forward_envelopes(out.forwards, partitions):
+    async def send(batch: LinkedBatch) -> None:
+        for value, partition in forward_envelopes(batch.out.forwards, partitions):
             await (await person.send(value=value, partition=partition))
         index.commit()
-        for head, letters in heads:
-            records = [
-                dead_letter(x.source, x.entity, x.reason, x.raw, x.source_key) for x in letters
-            ]
-            counters.dead_letters += len(records)
-            value = _envelope(head, records, head["part"], head["partition_count"], [])
+        for value in batch.part_envelopes():
             await (await dead.send(value=value))
+        counters.dead_letters += batch.letters
 
     @app.agent(phones)
     async def phone_agent(stream: faust.StreamT[bytes]) -> None:
         async for values in stream.take(64, within=batch_seconds):
             async with lock:
                 mine = owned() if owned is not None else None
-                out = PhoneOutput()
-                heads: list[tuple[dict[str, Any], list[Letter]]] = []
-                for value in values:
-                    _, head = decode(value)
-                    keys = head["keys"]
-                    if mine is not None and keys and partition_for(keys[0], partitions) not in mine:
-                        continue
-                    if head["entity"] == PHONE_CLAIMS:
-                        for raw, phone in zip(head["records"], keys, strict=True):
-                            _, claim = decode(raw)
-                            index.claim(
-                                phone,
-                                claim["resident_key"],
-                                claim["name"],
-                                claim["present"],
-                                out,
-                            )
-                        continue
-                    first = len(out.letters)
-                    for raw, phone in zip(head["records"], keys, strict=True):
-                        record = phone_record(head["source"], head["entity"], raw)
-                        index.add_record(phone, record, raw, out)
-                        counters.routed += 1
-                    heads.append((head, out.letters[first:]))
-                    del out.letters[first:]
-                if out.letters:  # person records a claim left without a resident
-                    heads.append(({**_LETTERS_HEAD, "seq": FOREIGN_SEQ_START}, out.letters))
-                await send(out, heads)
+                batch = link_heads(index, [decode(v)[1] for v in values], partitions, mine)
+                counters.routed += batch.records
+                await send(batch)
             if after_batch is not None:
                 after_batch()
 
@@ -443,11 +392,66 @@ def add_phone_agent(
                 mine = owned() if owned is not None else set(range(partitions))
                 resent.intersection_update(mine)
                 for partition in sorted(mine - resent):
-                    out = PhoneOutput()
+                    batch = LinkedBatch()
                     for phone in index.store.phones(partition):
-                        index.resend(phone, out)
-                    await send(out, [])
+                        index.resend(phone, batch.out)
+                    await send(batch)
                     resent.add(partition)
+
+
+@dataclass
+class LinkedBatch:
+    """What one batch of ``phones`` envelopes made: the copies for ``person``, and per
+    input part the person records no resident takes (dead letters)."""
+
+    out: PhoneOutput = field(default_factory=PhoneOutput)
+    parts: list[tuple[dict[str, Any], list[Letter]]] = field(default_factory=list)
+    records: int = 0
+
+    @property
+    def letters(self) -> int:
+        return sum(len(letters) for _, letters in self.parts)
+
+    def part_envelopes(self) -> list[bytes]:
+        """One dead-letter Envelope per input part (letters or none): the sink stores it
+        and reports the part done, as for every other part of a connector batch."""
+        return [
+            _envelope(
+                head,
+                [dead_letter(x.source, x.entity, x.reason, x.raw, x.source_key) for x in letters],
+                head["part"],
+                head["partition_count"],
+                [],
+            )
+            for head, letters in self.parts
+        ]
+
+
+def link_heads(
+    index: PhoneIndex, heads: list[dict[str, Any]], partitions: int, mine: set[int] | None
+) -> LinkedBatch:
+    """Stage 1b over decoded envelopes of ``phones`` (records and claims)."""
+    batch = LinkedBatch()
+    out = batch.out
+    for head in heads:
+        keys = head["keys"]
+        if mine is not None and keys and partition_for(keys[0], partitions) not in mine:
+            continue
+        if head["entity"] == PHONE_CLAIMS:
+            for raw, phone in zip(head["records"], keys, strict=True):
+                _, claim = decode(raw)
+                index.claim(phone, claim["resident_key"], claim["name"], claim["present"], out)
+            continue
+        first = len(out.letters)
+        for raw, phone in zip(head["records"], keys, strict=True):
+            index.add_record(phone, phone_record(head["source"], head["entity"], raw), raw, out)
+            batch.records += 1
+        batch.parts.append((head, out.letters[first:]))
+        del out.letters[first:]
+    if out.letters:  # person records a claim left without a resident
+        batch.parts.append(({**_LETTERS_HEAD, "seq": FOREIGN_SEQ_START}, out.letters))
+        out.letters = []
+    return batch
 
 
 _LETTERS_HEAD = {
@@ -490,7 +494,7 @@ def _decision_stamp() -> datetime:
     return _last_stamp
 
 
-def _forward_envelopes(forwards: list[Forward], partitions: int) -> list[tuple[bytes, int]]:
+def forward_envelopes(forwards: list[Forward], partitions: int) -> list[tuple[bytes, int]]:
     """The phone stage's copies as one Envelope per (partition of ``person``, entity)."""
     grouped: dict[tuple[int, str, str], list[Forward]] = {}
     for forward in forwards:
@@ -530,17 +534,59 @@ def notify_partitions(bootstrap: str, topics: Topics, partitions: int, entity: s
         producer.close(timeout=10)
 
 
-async def _use_new_reference(
-    merger: ResidentMerger, reference: Callable[[], ReferenceData]
-) -> None:
-    """Load the grid map again; a folder that does not load keeps the map in use."""
+async def _load_reference(reference: Callable[[], ReferenceData]) -> ReferenceData | None:
+    """Load the grid map again; None when the folder does not load (the map in use stays)."""
     try:
-        loaded = await asyncio.to_thread(reference)
+        return await asyncio.to_thread(reference)
     except Exception as exc:  # the command checked the folder; it may have changed since
         log.error("reference reload refused; the grid map in use stays", reason=str(exc))
-        return
-    if merger.use_reference(loaded):
-        log.info("grid map reloaded", fingerprint=loaded.fingerprint[:12])
+        return None
+
+
+@dataclass
+class MergedBatch:
+    """What one batch of ``person`` envelopes made."""
+
+    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    merged: int = 0
+
+
+def merge_heads(
+    merger: ResidentMerger,
+    heads: list[dict[str, Any]],
+    partitions: int,
+    mine: set[int] | None,
+    reference: ReferenceData | None = None,
+) -> MergedBatch:
+    """Stage 2 over decoded envelopes of ``person``: the rows to store and the parts they
+    cover. Envelopes of partitions not in ``mine`` are left to their owner; a
+    ``reference_reload`` record switches to ``reference`` (already loaded) first."""
+    batch = MergedBatch()
+    for head in heads:
+        keys = head["keys"]
+        partition = partition_of_key(keys[0], partitions) if keys else None
+        if mine is not None and partition is not None and partition not in mine:
+            continue
+        if partition is not None:
+            new_map = reference if head["entity"] == REFERENCE_RELOAD else None
+            if new_map is not None and merger.use_reference(new_map):
+                log.info("grid map reloaded", fingerprint=new_map.fingerprint[:12])
+            batch.rows.extend(merger.ensure_placed(partition))
+        if head["entity"] in BROADCAST:
+            assert partition is not None  # the route stage keys every copy
+            editions = [
+                decode_record(head["entity"], raw, validate=False) for raw in head["records"]
+            ]
+            batch.rows.extend(merger.apply_editions(partition, editions))
+        elif head["entity"] != REFERENCE_RELOAD:
+            events = to_person_events(head)
+            batch.rows.extend(merger.merge(events))
+            batch.merged += len(events)
+        batch.parts.append(
+            (head["source"], head["entity"], head["seq"], head["part"], head["partition_count"])
+        )
+    return batch
 
 
 def rows_sender(app: faust.App, topics: Topics, partitions: int) -> Deliver:

@@ -224,11 +224,14 @@ def test_merging_in_the_hubs_own_process_gives_the_same_residents(
     monkeypatch.setenv("GRIDHUB_HUB__MERGE_PROCESSES", "0")
     hub.start()
     status = hub.wait_caught_up()
-    assert status["stages"]["merged"] == len(county.syrk_rows) + len(county.jq_rows) - len(
-        county.truth_police().dead_letters
-    )
+    accepted = len(county.syrk_rows) + len(county.jq_rows) - len(county.truth_police().dead_letters)
+    assert status["stages"]["merged"] >= accepted  # copies the phone stage moves count again
     assert "gridhub.rows" not in status["lag"]
     assert not (hub_dir / "data" / "logs" / "merge.log").exists()
     assert hub.stop(signal.SIGTERM) == 0
     with closing(open_store(hub_dir)) as client:
         assert_matches_truth(client, county)
+        records = client.query(
+            "SELECT uniqExact(entity, source_key) FROM grid.events FINAL WHERE source = 'police'"
+        ).result_rows[0][0]
+        assert records == accepted  # every accepted record once

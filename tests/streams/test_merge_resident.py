@@ -201,7 +201,7 @@ def test_the_newest_police_version_wins() -> None:
 
 def test_store_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "state" / "residents"
-    state = ResidentState(grid_code=GRID_3)
+    state = ResidentState(placement=(GRID_3, "320723100001", "address_id"), claimed={"139": "王芳"})
     state.apply(syrk())
     state.apply(jq(WANG_ID))
     state.next_version()
@@ -257,7 +257,7 @@ def test_merge_emits_one_resident_per_changed_resident_and_one_event_row_per_eve
     assert residents[KEYER.for_id(WANG_ID)]["incidents"] == 1
     events = [row for name, row in rows if name == "EventRow"]
     assert [e["source_key"] for e in events] == [e["source_key"] for e in batch()]
-    assert events[0]["grid_code"] == GRID_3  # a linked event carries its resident's grid
+    assert events[0]["grid_code"] == GRID_3  # where the record itself is placed
     (unlinked,) = [row for name, row in rows if name == "UnlinkedRecord"]
     expected = place(REF, address=JQ["fadz"], area_system="police", area_code=JQ["zrq"])
     assert (unlinked["grid_code"], unlinked["community_code"]) == (
@@ -563,6 +563,8 @@ def test_a_ticket_linked_by_phone_counts_for_the_resident_until_it_is_taken_back
         valid(name, row)
     residents = residents_in(rows)
     assert residents[wang]["hotline_tickets"] == 1
+    # 王先生 linked the ticket; it neither names the resident nor contradicts its name
+    assert (residents[wang]["name"], residents[wang]["conflicts"]) == ("王芳", [])
     (event,) = [row for name, row in rows if name == "EventRow"]
     assert (event["resident_key"], event["link_rule"]) == (wang, "phone")
     assert merger.take_claims() == []  # a phone on a linked ticket is never the resident's
