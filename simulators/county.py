@@ -75,6 +75,15 @@ class County:
     """Who reported each incident (``jqbh`` -> ID number; None: someone from elsewhere)."""
     ticket_callers: dict[str, str | None] = field(repr=False, default_factory=dict)
     """Who called each ticket in (``ticketNo`` -> ID number; None: someone from elsewhere)."""
+    incident_places: dict[str, tuple[str | None, str | None]] = field(
+        repr=False, default_factory=dict
+    )
+    """Where each incident's own address, point or police zone places it (grid, community)."""
+    ticket_places: dict[str, tuple[str | None, str | None]] = field(
+        repr=False, default_factory=dict
+    )
+    """Where each ticket's own address or coordinates place it (grid, community; None for
+    what the county's reference data cannot tell)."""
 
     def write_reference(self, directory: Path) -> None:
         """Writes grids.csv, addresses.csv and crosswalk.csv (UTF-8, header row)."""
@@ -145,7 +154,8 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
     mistyped = {r.person.index for r in records if r.dead_reason}
     reporters = [r.person for r in records if not r.dead_reason and not r.person.deregistered]
     reporter_truth: dict[str, str | None] = {}
-    jq_rows = build_jq(police_rng, geo, reporters, today, reporter_truth)
+    incident_places: dict[str, tuple[str | None, str | None]] = {}
+    jq_rows = build_jq(police_rng, geo, reporters, today, reporter_truth, incident_places)
 
     # People whose police record is mistyped appear nowhere else, so no other
     # source can link that record (identity.md rule 2) and it stays a dead letter.
@@ -163,6 +173,7 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
         household_head.setdefault(p.household, p)
     months = roster_months(today)
     caller_truth: dict[str, str | None] = {}
+    ticket_places: dict[str, tuple[str | None, str | None]] = {}
 
     return County(
         code=county_code,
@@ -177,8 +188,12 @@ def _generate(residents: int, seed: int, county_code: str, today: date) -> Count
         jzdx_rows=build_jzdx(civil_rng, geo, living, household_size, household_head, today),
         elderly_rosters=build_elderly_rosters(civil_rng, geo, others, months),
         disability_rosters=build_disability_rosters(civil_rng, geo, others, months),
-        hotline_tickets=build_tickets(stream("hotline"), geo, living, today, caller_truth),
+        hotline_tickets=build_tickets(
+            stream("hotline"), geo, living, today, caller_truth, ticket_places
+        ),
         police_records=tuple(records),
         incident_reporters=reporter_truth,
         ticket_callers=caller_truth,
+        incident_places=incident_places,
+        ticket_places=ticket_places,
     )

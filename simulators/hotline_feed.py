@@ -57,25 +57,36 @@ def _caller_phone(rng: random.Random, phone: str) -> str:
     return f"{phone[:3]}****{phone[7:]}" if rng.random() < 0.55 else phone
 
 
+Place = tuple[str | None, str | None]
+"""(grid, community) where the placement chain of reference-data.md must put a record."""
+
+
 def _place(
     rng: random.Random, geo: Geography, building: Building
-) -> tuple[str, float | None, float | None]:
-    """Address text and optional app coordinates of the ticket."""
+) -> tuple[str, float | None, float | None, Place]:
+    """Address text and optional app coordinates of the ticket, and where they place it:
+    a standard address its grid, coordinates the grid they fall in, a community's name
+    only that community, and text that matches nothing nowhere."""
     grid = geo.grid_by_code[building.grid_code]
     community = geo.community_by_code[grid.community_code]
+    in_grid: Place = (grid.code, grid.community_code)
     lng, lat = grid.point_inside(rng)
     r = rng.random()
     if r < 0.1 and grid.has_polygon:
-        return "", lng, lat
+        return "", lng, lat, in_grid
+    without_point: Place
     if r < 0.2:
-        text = building.town_name + community.name
+        text, without_point = building.town_name + community.name, (None, community.code)
     elif r < 0.35:
-        text = vague_address(building, rng)
+        text, without_point = vague_address(building, rng), (None, None)
     elif r < 0.5:
-        text = nonmatching_address(building, rng)
+        text, without_point = nonmatching_address(building, rng), (None, None)
     else:
         text = render_variant(building, rng.choice(VARIANT_KINDS), rng)
-    return (text, lng, lat) if rng.random() < 0.2 else (text, None, None)
+        without_point = in_grid
+    if rng.random() < 0.2:  # coordinates place only in a grid drawn as a polygon
+        return text, lng, lat, in_grid if grid.has_polygon else without_point
+    return text, None, None, without_point
 
 
 def _progress(
@@ -100,11 +111,13 @@ def build_tickets(
     callers: Sequence[Person],
     today: date,
     truth: dict[str, str | None] | None = None,
+    places: dict[str, Place] | None = None,
 ) -> list[Row]:
     """Tickets created in the last 60 days (about one per 20 residents).
 
     ``truth``, when given, receives each ticket's caller (``ticketNo`` -> 18-character ID
-    number, or None for a caller who lives elsewhere): what linking should find."""
+    number, or None for a caller who lives elsewhere): what linking should find; and
+    ``places`` where the ticket's own address or coordinates place it."""
     end = datetime.combine(today, datetime.min.time())
     tickets: list[Row] = []
     identified: list[tuple[Row, Person]] = []
@@ -121,7 +134,7 @@ def build_tickets(
             name = _caller_name(rng, person_name(rng))
             phone = f"171{rng.randrange(10**8):08d}"
         category, subcategory, dept, content = rng.choice(CATEGORIES)
-        address, lng, lat = _place(rng, geo, building)
+        address, lng, lat, place = _place(rng, geo, building)
         status, updated, finished, satisfaction = _progress(rng, created, end)
         serial[created.date()] = serial.get(created.date(), 0) + 1
         ticket = {
@@ -147,6 +160,8 @@ def build_tickets(
         tickets.append(ticket)
         if truth is not None:
             truth[str(ticket["ticketNo"])] = caller.id_number if caller else None
+        if places is not None:
+            places[str(ticket["ticketNo"])] = place
         if caller is not None and name != "匿名":
             identified.append((ticket, caller))
     for ticket, person in pick(rng, identified, 0.03, 2):

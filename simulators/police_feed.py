@@ -275,11 +275,13 @@ def build_jq(
     reporters: Sequence[Person],
     today: date,
     truth: dict[str, str | None] | None = None,
+    places: dict[str, tuple[str | None, str | None]] | None = None,
 ) -> list[Row]:
     """Police incidents of the last 60 days; reporters are ``syrk`` residents or strangers.
 
     ``truth``, when given, receives each incident's reporter (``jqbh`` -> 18-character ID
-    number, or None for a stranger): what linking should find."""
+    number, or None for a stranger): what linking should find; and ``places`` the
+    (grid, community) where the incident's own address, point or zone place it."""
     end = datetime.combine(today, datetime.min.time())
     count = max(10, len(reporters) // 40)
     codes, labels, weights = zip(*INCIDENT_KINDS, strict=True)
@@ -324,4 +326,10 @@ def build_jq(
         })  # fmt: skip
         if truth is not None:
             truth[rows[-1]["jqbh"]] = reporter.id_number if reporter else None
+        if places is not None:  # a standard address, else the point, else the police zone
+            zone_grid = geo.primary_grid[("police", rows[-1]["zrq"])]
+            by_zone = (zone_grid, geo.grid_by_code[zone_grid].community_code)
+            in_grid = (grid.code, grid.community_code)
+            by_point = with_point and grid.has_polygon
+            places[rows[-1]["jqbh"]] = in_grid if place < 0.5 or by_point else by_zone
     return rows

@@ -166,8 +166,10 @@ class PhoneIndex:
         rid = record_id(record["source"], record["entity"], record["source_key"])
         held = state["records"].get(rid)
         version = (record["event_time"], hashlib.blake2b(raw, digest_size=8).hexdigest())
-        if held is not None and tuple(held["version"]) > version:
+        if held is not None and held["version"][0] > version[0]:
             return  # an older version: the newer one was sent already
+        # Two versions stamped in the same second: the later one read wins, as in the merge
+        # (a connector reads a source's versions in order, and a replay only the current).
         new = {
             "source": record["source"],
             "entity": record["entity"],

@@ -17,8 +17,13 @@ systems, the roster folder, the embedded broker and store) on a county of
   and deregistration of each resident against the person (the grid where the
   placement chain of reference-data.md must put it: its ``syrk`` row's, when
   police know it, else its home's);
-- **grids**: per unified grid, the resident-based counts of ``grid.area``
-  against counts made from the persons (residents, floating, deregistered, 80+).
+- **grids**: per unified grid, every count of ``grid.area`` against counts made
+  from the persons (residents, floating, deregistered, 80+, party members,
+  双报到, assistance), the party activities (volunteer hours), and the tickets
+  and incidents: one linked by identity.md's rules counts in its resident's
+  grid, any other where the generator put its own address, coordinates or
+  police zone (``County.ticket_places``/``incident_places``); unlinked tickets
+  placed only in a community count in ``unplaced_nearby``.
 """
 
 from __future__ import annotations
@@ -193,6 +198,7 @@ def measure(county: County, settings_path: Path) -> list[tuple[str, str]]:
         ).result_rows
     )
     linked = correct = linkable = found = by_rule = 0
+    linked_by_rule: dict[tuple[str, str], str] = {}  # what identity.md links, by the sources
     callers, reporters = county.ticket_callers, county.incident_reporters
     records = [
         ("hotline", t["ticketNo"], t["callerIdCard"], t["callerPhone"], t["callerName"],
@@ -217,6 +223,13 @@ def measure(county: County, settings_path: Path) -> list[tuple[str, str]]:
                 and owners == {linked_to}
                 and name_fits(name, by_id[linked_to])
             )
+        by_id_number = valid(id_text)
+        if by_id_number in known:
+            linked_by_rule[(source, key)] = str(by_id_number)
+        elif by_id_number is None and len(owners) == 1:
+            (only,) = owners
+            if name_fits(name, by_id[only]):
+                linked_by_rule[(source, key)] = only
         if truth is None or truth not in known:
             continue
         by_phone = owners == {truth}
@@ -299,7 +312,63 @@ def measure(county: County, settings_path: Path) -> list[tuple[str, str]]:
             1 for grid, counts in area.items() if counts[index] == truth_counts[grid][index]
         )
         report.append((f"grids with exact {column}", ratio(exact, len(area))))
+    report += record_counts(client, county, records, linked_by_rule, grid_of, by_id)
     client.close()
+    return report
+
+
+def record_counts(
+    client: Any,
+    county: County,
+    records: list[tuple[str, str, Any, Any, Any, str | None]],
+    linked_by_rule: dict[tuple[str, str], str],
+    grid_of: Any,
+    by_id: dict[str, Person],
+) -> list[tuple[str, str]]:
+    """Per grid, the ticket and incident counts of ``grid.area`` against the generator: a
+    record linked by identity.md counts in its resident's grid, any other where its own
+    address, coordinates or zone place it (the generator knows where); 30-day windows as
+    of the area's last refresh (rows are rewritten only when a count changes)."""
+    (refreshed,) = client.query("SELECT max(updated_at) FROM grid.area FINAL").result_rows[0]
+    month_ago = refreshed.replace(tzinfo=UTC) - timedelta(days=30)
+    grid_community = dict(
+        client.query("SELECT grid_code, community_code FROM grid.grid_map").result_rows
+    )
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    nearby: Counter[str] = Counter()
+    tickets = {t["ticketNo"]: t for t in county.hotline_tickets}
+    incidents = {r["jqbh"]: r for r in county.jq_rows}
+    for source, key, *_ in records:
+        places = county.ticket_places if source == "hotline" else county.incident_places
+        grid, community = places[key]
+        owner = linked_by_rule.get((source, key))
+        if owner is not None and grid_of(by_id[owner])[0] is not None:
+            grid = grid_of(by_id[owner])[0]
+        if source == "hotline":
+            ticket = tickets[key]
+            if grid is None:
+                nearby[community or ""] += owner is None and community is not None
+                continue
+            created = datetime.fromtimestamp(ticket["createTime"] / 1000, UTC)
+            expected[grid][0] += created >= month_ago
+            expected[grid][1] += ticket["status"] not in ("办结", "回访")
+        elif grid is not None:
+            reported = incidents[key]["bjsj"].replace(tzinfo=CHINA_TZ)
+            expected[grid][2] += reported >= month_ago
+    area = client.query(
+        "SELECT grid_code, hotline_tickets_30d, hotline_open, incidents_30d, unplaced_nearby "
+        "FROM grid.area FINAL"
+    ).result_rows
+    columns = ("hotline_tickets_30d", "hotline_open", "incidents_30d")
+    report = [
+        (
+            f"grids with exact {column}",
+            ratio(sum(1 for row in area if row[1 + i] == expected[row[0]][i]), len(area)),
+        )
+        for i, column in enumerate(columns)
+    ]
+    exact = sum(1 for row in area if row[4] == nearby[grid_community[row[0]]])
+    report.append(("grids with exact unplaced_nearby (per community)", ratio(exact, len(area))))
     return report
 
 
