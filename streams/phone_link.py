@@ -180,7 +180,6 @@ class PhoneIndex:
             "id_reason": record.get("id_reason") or "",
             "to": held["to"] if held else None,
             "why": held.get("why") if held else None,
-            "lettered": held["lettered"] if held and tuple(held["version"]) == version else False,
         }
         state["records"][rid] = new
         self._dirty.add(phone)
@@ -222,10 +221,9 @@ class PhoneIndex:
         record["why"] = decision.why
         if decision.to is not None:
             out.send(Forward(source, entity, key, decision.to, decision.rule, raw, decision.why))
-        elif not record["lettered"]:
+        else:  # again on a replay: the letter may never have been stored (the table keeps one)
             reason = f"{record['id_reason'] or '无有效身份证号'}; 手机号未能关联: {decision.why}"
             out.letters.append(Letter(source, entity, record["source_key"], reason, raw))
-            record["lettered"] = True
 
     def commit(self) -> None:
         """Persist the phones changed since the last commit."""
