@@ -52,7 +52,7 @@ from gridhub.runtime.files import read_json, write_json_atomic
 from gridhub.runtime.heap import freeze_startup_heap
 from gridhub.schemas.registry_client import SchemaRegistryClient
 from gridhub.store.area import AreaRefresher, load_grid_map
-from gridhub.store.client import close_embedded, open_client
+from gridhub.store.client import close_embedded, open_client, store_path
 from gridhub.store.migrations import migrate
 from gridhub.store.serve import StoreServer
 from gridhub.streams.identity import ResidentKeyer, load_or_create_key
@@ -401,7 +401,9 @@ class Hub:
 
     def _serve_store(self) -> None:
         try:
-            self.store_server = StoreServer(self.settings.clickhouse.serve, self.reader)
+            self.store_server = StoreServer(
+                self.settings.clickhouse.serve, str(store_path(self.settings))
+            )
         except OSError as exc:
             log.warning(
                 "embedded store not served; `gridhub query` works only once the hub stops",
