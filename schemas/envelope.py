@@ -87,6 +87,13 @@ class Envelope(HubModel):
             "empty otherwise",
         ),
     ] = []  # noqa: RUF012 (pydantic copies defaults; the Avro default must match)
+    again: Annotated[
+        bool,
+        Field(
+            description="copies the phone stage sends again after a claim or a restart: "
+            "not new source data (freshness leaves them out)",
+        ),
+    ] = False
 
     @model_validator(mode="after")
     def _check_parts(self) -> Self:

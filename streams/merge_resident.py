@@ -122,7 +122,7 @@ class ResidentState:
         return self.version
 
 
-_NOT_KEPT = frozenset({"payload", "ingested_at", "why", "withdraw"})
+_NOT_KEPT = frozenset({"payload", "ingested_at", "why", "withdraw", "again"})
 
 
 def _contribution_key(event: Contribution) -> str:

@@ -102,6 +102,8 @@ class Forward:
     link: str
     raw: bytes
     why: str = ""
+    again: bool = False
+    """Sent again after a claim or a restart: not new source data (freshness leaves it out)."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class PhoneIndex:
         }
         state["records"][rid] = new
         self._dirty.add(phone)
-        self._send(state, new, out, always=True)
+        self._send(state, new, out, always=True, again=False)
 
     def claim(self, phone: str, resident: str, name: str, present: bool, out: PhoneOutput) -> None:
         """Resident ``resident`` has (or no longer has) ``phone``: send the phone's records
@@ -199,16 +201,22 @@ class PhoneIndex:
             return
         self._dirty.add(phone)
         for record in state["records"].values():
-            self._send(state, record, out, always=False)
+            self._send(state, record, out, always=False, again=True)
 
     def resend(self, phone: str, out: PhoneOutput) -> None:
         """Send every record of ``phone`` where it belongs (after a broker that forgot)."""
         state = self._phone(phone)
         for record in state["records"].values():
-            self._send(state, record, out, always=True)
+            self._send(state, record, out, always=True, again=True)
 
     def _send(
-        self, state: dict[str, Any], record: dict[str, Any], out: PhoneOutput, *, always: bool
+        self,
+        state: dict[str, Any],
+        record: dict[str, Any],
+        out: PhoneOutput,
+        *,
+        always: bool,
+        again: bool,
     ) -> None:
         decision = decide(state["claims"], record)
         before = record["to"]
@@ -216,11 +224,13 @@ class PhoneIndex:
             return
         source, entity, key, raw = (record[n] for n in ("source", "entity", "source_key", "raw"))
         if before is not None and before != decision.to:
-            out.send(Forward(source, entity, key, before, WITHDRAW, raw))
+            out.send(Forward(source, entity, key, before, WITHDRAW, raw, again=again))
         record["to"] = decision.to
         record["why"] = decision.why
         if decision.to is not None:
-            out.send(Forward(source, entity, key, decision.to, decision.rule, raw, decision.why))
+            out.send(
+                Forward(source, entity, key, decision.to, decision.rule, raw, decision.why, again)
+            )
         else:  # again on a replay: the letter may never have been stored (the table keeps one)
             reason = f"{record['id_reason'] or '无有效身份证号'}; 手机号未能关联: {decision.why}"
             out.letters.append(Letter(source, entity, record["source_key"], reason, raw))

@@ -27,7 +27,9 @@ Part = tuple[str, str, int, int, int]
 """A connector batch part: (source, entity, seq, part, parts)."""
 
 
-def pack_rows(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> bytes:
+def pack_rows(
+    rows: list[tuple[str, dict[str, Any]]], parts: list[Part], event_times: list[int]
+) -> bytes:
     """One RowBatch in the wire format: the rows per table, and the parts they cover."""
     by_schema: dict[str, list[dict[str, Any]]] = {}
     for name, row in rows:
@@ -57,9 +59,7 @@ def pack_rows(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> byte
             "blocks": blocks,
             "row_counts": counts,
             "acks": acks,
-            "event_time_ms": [
-                round(row["event_time"].timestamp() * 1000) for row in by_schema.get("EventRow", ())
-            ],
+            "event_time_ms": event_times,
         },
     )
 

@@ -95,6 +95,7 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Schema name -> (table, columns in insert order)."""
 
+
 PartDone = Callable[[str, str, int, int, int], None]
 """Called with (source, entity, seq, part, parts) once a part is in the store."""
 
@@ -119,7 +120,8 @@ class BatchingSink:
     blocks: list[tuple[str, tuple[str, ...], bytes, int]] = field(default_factory=list)
     """(table, columns, Avro object container file, rows) from a merge process."""
     event_time_ms: list[int] = field(default_factory=list)
-    """Source times of the events in ``blocks``, epoch ms (for freshness)."""
+    """Source times of the new source records among the rows pending, epoch ms (for
+    freshness; see ``streams.topology.MergedBatch``)."""
     parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     inserted: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -216,11 +218,6 @@ class BatchingSink:
 
     def _measure_freshness(self) -> None:
         """Seconds from each pending event's source time to now, when it is stored."""
-        stored_at = datetime.now(UTC)
-        event_time = TABLES["EventRow"][1].index("event_time")
-        self.freshness.extend(
-            (stored_at - row[event_time]).total_seconds() for row in self.rows.get("events", ())
-        )
-        stored_ms = stored_at.timestamp() * 1000
+        stored_ms = datetime.now(UTC).timestamp() * 1000
         self.freshness.extend((stored_ms - t) / 1000 for t in self.event_time_ms)
         self.event_time_ms.clear()

@@ -220,8 +220,9 @@ def add_ack_agent(app: faust.App, topics: Topics, acks: SinkAcknowledgements) ->
             acks.part_done(ack["source"], ack["entity"], ack["seq"], ack["part"], ack["parts"])
 
 
-Deliver = Callable[[list[tuple[str, dict[str, Any]]], list[Part]], Awaitable[None]]
-"""Takes a batch's merged rows and the parts they cover; returns once they are safe."""
+Deliver = Callable[[list[tuple[str, dict[str, Any]]], list[Part], list[int]], Awaitable[None]]
+"""Takes a batch's merged rows, the parts they cover and the source times (epoch ms) of its
+new records; returns once they are safe."""
 
 
 def add_merge_agent(
@@ -273,7 +274,7 @@ def add_merge_agent(
                 batch = merge_heads(merger, heads, partitions, mine, loaded)
                 counters.merged += batch.merged
                 if batch.parts:
-                    await deliver(batch.rows, batch.parts)
+                    await deliver(batch.rows, batch.parts, batch.event_times)
                     await send_claims(merger.take_claims())
                     merger.commit()
                 if after_batch is not None:
@@ -289,7 +290,7 @@ def add_merge_agent(
             for partition in sorted(mine):
                 rows.extend(merger.expire(partition))
             if rows:
-                await deliver(rows, [])
+                await deliver(rows, [], [])
                 await send_claims(merger.take_claims())
                 merger.commit()
 
@@ -496,12 +497,12 @@ def _decision_stamp() -> datetime:
 
 def forward_envelopes(forwards: list[Forward], partitions: int) -> list[tuple[bytes, int]]:
     """The phone stage's copies as one Envelope per (partition of ``person``, entity)."""
-    grouped: dict[tuple[int, str, str], list[Forward]] = {}
+    grouped: dict[tuple[int, str, str, bool], list[Forward]] = {}
     for forward in forwards:
         where = (partition_for(forward.key, partitions), forward.source, forward.entity)
-        grouped.setdefault(where, []).append(forward)
+        grouped.setdefault((*where, forward.again), []).append(forward)
     out = []
-    for (partition, source, entity), group in sorted(grouped.items()):
+    for (partition, source, entity, again), group in sorted(grouped.items()):
         head = {"source": source, "entity": entity, "seq": FOREIGN_SEQ_START, "cursor": "{}"}
         value = encode_dict(
             "Envelope",
@@ -514,6 +515,7 @@ def forward_envelopes(forwards: list[Forward], partitions: int) -> list[tuple[by
                 "keys": [f.key for f in group],
                 "links": [f.link for f in group],
                 "whys": [f.why for f in group],
+                "again": again,
             },
         )
         out.append((value, partition))
@@ -550,6 +552,9 @@ class MergedBatch:
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
     merged: int = 0
+    event_times: list[int] = field(default_factory=list)
+    """Source times (epoch ms) of the new records, for freshness: not of what the phone
+    stage sends again after a claim (as old as its record, not late), nor withdrawals."""
 
 
 def merge_heads(
@@ -583,6 +588,11 @@ def merge_heads(
             events = to_person_events(head)
             batch.rows.extend(merger.merge(events))
             batch.merged += len(events)
+            batch.event_times += [
+                round(e["event_time"].timestamp() * 1000)
+                for e in events
+                if not e.get("again") and not e.get("withdraw")
+            ]
         batch.parts.append(
             (head["source"], head["entity"], head["seq"], head["part"], head["partition_count"])
         )
@@ -593,8 +603,10 @@ def rows_sender(app: faust.App, topics: Topics, partitions: int) -> Deliver:
     """Deliver merged rows as one RowBatch on ``rows``; returns once Kafka has it."""
     channel = app.topic(topics.rows, value_serializer="raw", partitions=partitions)
 
-    async def send(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> None:
-        packed = await asyncio.to_thread(pack_rows, rows, parts)
+    async def send(
+        rows: list[tuple[str, dict[str, Any]]], parts: list[Part], event_times: list[int]
+    ) -> None:
+        packed = await asyncio.to_thread(pack_rows, rows, parts, event_times)
         delivered = await channel.send(value=packed)
         await delivered
 
@@ -614,8 +626,11 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
 
     if t.merger is not None:
 
-        async def store_here(rows: list[tuple[str, dict[str, Any]]], parts: list[Part]) -> None:
+        async def store_here(
+            rows: list[tuple[str, dict[str, Any]]], parts: list[Part], event_times: list[int]
+        ) -> None:
             t.sink.add_rows(rows)
+            t.sink.event_time_ms.extend(event_times)
             for part in parts:
                 t.sink.add_part(*part)
             await _flush_until_stored(t, t.sink)
@@ -689,6 +704,8 @@ def to_person_events(head: dict[str, Any]) -> list[dict[str, Any]]:
             None if key.startswith("u") else key,
             now,
         )
+        if head.get("again"):
+            event["again"] = True
         if links:
             link = links[index]
             if link == WITHDRAW:

@@ -87,8 +87,14 @@ def run(residents: int, live_rows: int, live_rate: float, workdir: Path) -> dict
                 time.sleep(interval * len(chunk))
             live_done.set()
 
+        def settled(h: Hub) -> bool:
+            """Every source read and acknowledged, and nothing left on any topic (the phone
+            stage acknowledges a part before the copies it sent are stored)."""
+            lag = (h.last_status or {}).get("lag", {})
+            return h.caught_up() and not any(n for t in lag.values() for n in t.values())
+
         def watch(h: Hub) -> None:
-            if phase["name"] == "backlog" and h.caught_up():
+            if phase["name"] == "backlog" and settled(h):
                 police = h.ingest_status()["sources"]["police"]
                 first = datetime.fromisoformat(police["first_poll_at"])
                 last = h.counters.last_sink_at
@@ -98,7 +104,7 @@ def run(residents: int, live_rows: int, live_rate: float, workdir: Path) -> dict
                 h.sink.freshness.clear()
                 phase["name"] = "live"
                 threading.Thread(target=feed_live, daemon=True).start()
-            elif phase["name"] == "live" and live_done.is_set() and h.caught_up():
+            elif phase["name"] == "live" and live_done.is_set() and settled(h):
                 phase.setdefault("settle", time.monotonic())
                 if time.monotonic() - phase["settle"] > 2.0:
                     phase["freshness"] = list(h.sink.freshness)

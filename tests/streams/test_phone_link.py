@@ -111,11 +111,14 @@ def test_a_ticket_before_its_resident_links_late(index: PhoneIndex) -> None:
     out = PhoneOutput()
     index.add_record(PHONE, ticket(), b"t1", out)
     waiting = unlinked_key("hotline", "tickets", "T1")
-    assert [(f.key, f.link, f.why) for f in out.forwards] == [(waiting, "", WHY_NO_RESIDENT)]
+    assert [(f.key, f.link, f.why, f.again) for f in out.forwards] == [
+        (waiting, "", WHY_NO_RESIDENT, False)
+    ]
     index.commit()
     out = PhoneOutput()
     index.claim(PHONE, WANG, "王伟", True, out)
     assert [(f.key, f.link) for f in out.forwards] == [(waiting, WITHDRAW), (WANG, LINK_PHONE)]
+    assert all(f.again for f in out.forwards)  # not new source data: freshness leaves it out
 
 
 def test_a_second_resident_on_the_phone_takes_the_link_back(index: PhoneIndex) -> None:

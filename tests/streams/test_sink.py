@@ -204,13 +204,25 @@ def test_rows_built_in_process_are_stored_with_their_part(client: Any, database:
     assert count(client, database, "resident") == 1
 
 
-def test_freshness_is_measured_from_the_source_event_time(client: Any, database: str) -> None:
+def test_freshness_is_measured_from_the_source_time_of_new_records(
+    client: Any, database: str
+) -> None:
+    """The merge names the source times of its new records (``MergedBatch.event_times``);
+    a copy sent again after a claim is as old as its record and is not among them."""
     sink = BatchingSink(client, database)
-    recent = {**EVENT, "event_time": datetime.now(UTC) - timedelta(seconds=30)}
-    sink.add(envelope([encode_dict("EventRow", recent)]))
+    recent = datetime.now(UTC) - timedelta(seconds=30)
+    packed = pack_rows([("EventRow", {**EVENT, "event_time": recent})], [], [_ms(recent)])
+    unpack_into(sink, decode(packed)[1])
     sink.flush()
     (lag,) = sink.freshness
     assert 30 <= lag < 60
+    sink.add_rows([("EventRow", {**EVENT, "event_time": recent - timedelta(days=30)})])
+    sink.flush()  # rows stored, no new record among them
+    assert len(sink.freshness) == 1
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
 
 
 def test_a_refused_insert_keeps_the_rows_until_a_later_flush_stores_them(client: Any) -> None:
@@ -253,7 +265,7 @@ def test_a_dropped_table_is_backpressure_not_data_loss(client: Any, database: st
 def test_a_row_batch_stores_the_same_rows_as_a_direct_insert(client: Any, database: str) -> None:
     rows = [("ResidentRecord", RESIDENT), ("EventRow", EVENT), ("UnlinkedRecord", UNLINKED)]
     parts = [("police", "syrk", 7, 0, 2), ("police", "syrk", 7, 1, 2)]
-    name, batch = decode(pack_rows(rows, parts))
+    name, batch = decode(pack_rows(rows, parts, [_ms(EVENT["event_time"])]))
     assert name == "RowBatch"
     assert batch["row_counts"] == [1, 1, 1]
 
@@ -284,7 +296,7 @@ def test_a_row_batch_keeps_nulls_and_dates_and_a_replay_is_absorbed(
 ) -> None:
     resident = {**RESIDENT, "birth_date": None, "phone": None, "grid_code": None}
     elder = {**RESIDENT, "resident_key": "b" * 32, "birth_date": date(1921, 2, 28)}
-    packed = pack_rows([("ResidentRecord", resident), ("ResidentRecord", elder)], [])
+    packed = pack_rows([("ResidentRecord", resident), ("ResidentRecord", elder)], [], [])
     for _ in range(2):  # a replayed RowBatch stores nothing new
         sink = BatchingSink(client, database)
         unpack_into(sink, decode(packed)[1])
