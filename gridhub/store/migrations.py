@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from gridhub.logs import get_logger
+from gridhub.store.roles import RolesOutcome, create_roles, roles, view_statements
 
 log = get_logger("store.migrations")
 
@@ -198,7 +199,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         _unlinked_with_deletes,
     ),
+    Migration(
+        4,
+        "roles of outputs.md: masked resident views, worker_grids, and roles, grants and "
+        "row policies where the engine has access storage",
+        view_statements(),
+        lambda client, database: _report_roles(create_roles(client, database)),
+    ),
 )
+
+
+def _report_roles(outcome: RolesOutcome) -> None:
+    if outcome.created:
+        log.info("roles, grants and row policies created", roles=len(roles()))
+
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
