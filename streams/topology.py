@@ -20,6 +20,7 @@ pull again from their checkpoints (which move only once rows are stored).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,8 @@ class StageCounters:
     sunk_rows: int = 0
     sink_retries: int = 0
     last_sink_at: datetime | None = None
+    inserts: int = 0
+    """Inserts that stored rows (counted only under the failpoint below)."""
 
 
 @dataclass
@@ -739,4 +742,22 @@ async def _flush_until_stored(t: Topology, sink: BatchingSink) -> None:
             continue
         t.counters.sunk_rows += rows
         t.counters.last_sink_at = datetime.now(UTC)
+        if rows:
+            _failpoint_after_insert(t.counters)
         return
+
+
+FAILPOINT_EXIT_AFTER_INSERTS = "GRIDHUB_FAILPOINT_EXIT_AFTER_INSERTS"
+"""Fault injection for tests (unset in any deployment): the process dies at once, as a
+``kill -9`` would, after this many inserts, between an insert and its acknowledgement and
+offset commit (tests/e2e/test_police_path.py)."""
+
+
+def _failpoint_after_insert(counters: StageCounters) -> None:
+    limit = os.environ.get(FAILPOINT_EXIT_AFTER_INSERTS)
+    if not limit:
+        return
+    counters.inserts += 1
+    if counters.inserts >= int(limit):
+        log.warning("failpoint: dying between insert and commit", inserts=counters.inserts)
+        os._exit(137)

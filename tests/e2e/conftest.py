@@ -28,7 +28,7 @@ class HubProcess:
         self.log = config.parent / "hub.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
         status = self.data_dir / "status.json"
         status.unlink(missing_ok=True)
         with self.log.open("ab") as out:
@@ -36,7 +36,7 @@ class HubProcess:
                 [sys.executable, "-m", "gridhub.cli", "run", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})},
             )
 
     def status(self) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import pytest
 from gridhub.simulators.county import County
 from gridhub.simulators.police_db import PoliceDatabase
 from gridhub.streams.normalize import CHINA_TZ
+from gridhub.streams.topology import FAILPOINT_EXIT_AFTER_INSERTS
 
 from tests.e2e.conftest import HubProcess, open_store
 
@@ -235,3 +236,28 @@ def test_merging_in_the_hubs_own_process_gives_the_same_residents(
             "SELECT uniqExact(entity, source_key) FROM grid.events FINAL WHERE source = 'police'"
         ).result_rows[0][0]
         assert records == accepted  # every accepted record once
+
+
+def test_dying_between_insert_and_commit_loses_and_duplicates_nothing(
+    hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
+) -> None:
+    """Exactly-once effect at the sink: the hub dies right after its third insert, before
+    acknowledging it or committing Kafka offsets; the restarted hub stores those batches
+    again, and the tables absorb them."""
+    hub.start(extra_env={FAILPOINT_EXIT_AFTER_INSERTS: "3"})
+    assert hub.process is not None
+    assert hub.process.wait(timeout=180) == 137  # it died at the failpoint
+    hub.process = None
+    with closing(open_store(hub_dir)) as client:
+        stored = client.query("SELECT count() FROM grid.events").result_rows[0][0]
+    assert stored > 0  # the inserts before the death are in the store
+    hub.start()
+    hub.wait_caught_up()
+    assert hub.stop(signal.SIGTERM) == 0
+    with closing(open_store(hub_dir)) as client:
+        assert_matches_truth(client, county)
+        duplicated = client.query(
+            "SELECT source, entity, source_key, count() AS n FROM grid.events FINAL "
+            "GROUP BY source, entity, source_key HAVING n > 1"
+        ).result_rows
+        assert duplicated == []
