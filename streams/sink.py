@@ -14,7 +14,9 @@ the embedded broker is what lets a connector move its resume point.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +96,23 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 """Schema name -> (table, columns in insert order)."""
+
+
+FAILPOINT_STORE_DOWN_SECONDS = "GRIDHUB_FAILPOINT_STORE_DOWN_SECONDS"
+"""Fault injection for tests (unset in any deployment): the store refuses every insert for
+this many seconds from the first one, as a ClickHouse server that went away would."""
+_store_down_until: float | None = None
+
+
+def _failpoint_store_down() -> None:
+    global _store_down_until
+    seconds = os.environ.get(FAILPOINT_STORE_DOWN_SECONDS)
+    if not seconds:
+        return
+    if _store_down_until is None:
+        _store_down_until = time.monotonic() + float(seconds)
+    if time.monotonic() < _store_down_until:
+        raise ConnectionRefusedError("failpoint: the store is down")
 
 
 PartDone = Callable[[str, str, int, int, int], None]
@@ -205,6 +224,7 @@ class BatchingSink:
         absorb that (ReplacingMergeTree)."""
         target = f"{self.database}.{table}"
         try:
+            _failpoint_store_down()
             if block is not None:
                 self.client.raw_insert(target, list(columns), insert_block=block, fmt="Avro")
             else:

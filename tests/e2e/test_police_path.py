@@ -21,6 +21,7 @@ import pytest
 from gridhub.simulators.county import County
 from gridhub.simulators.police_db import PoliceDatabase
 from gridhub.streams.normalize import CHINA_TZ
+from gridhub.streams.sink import FAILPOINT_STORE_DOWN_SECONDS
 from gridhub.streams.topology import FAILPOINT_EXIT_AFTER_INSERTS
 
 from tests.e2e.conftest import HubProcess, open_store
@@ -253,6 +254,23 @@ def test_dying_between_insert_and_commit_loses_and_duplicates_nothing(
     assert stored > 0  # the inserts before the death are in the store
     hub.start()
     hub.wait_caught_up()
+    assert hub.stop(signal.SIGTERM) == 0
+    with closing(open_store(hub_dir)) as client:
+        assert_matches_truth(client, county)
+
+
+def test_a_store_outage_holds_the_pipeline_back_and_loses_nothing(
+    hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
+) -> None:
+    """The store refuses every insert for a while: the sink retries with backoff and
+    acknowledges nothing (no checkpoint moves, no offset is committed, nothing is
+    dropped), then the backlog drains once it is back."""
+    hub.start(extra_env={FAILPOINT_STORE_DOWN_SECONDS: "8"})
+    refused = hub.wait_for(lambda s: s["stages"]["sink_retries"] > 0)
+    assert not refused["caught_up"]  # nothing acknowledged while the store is down
+    assert refused["stages"]["sunk_rows"] == 0
+    status = hub.wait_caught_up()
+    assert status["stages"]["sink_retries"] > 0
     assert hub.stop(signal.SIGTERM) == 0
     with closing(open_store(hub_dir)) as client:
         assert_matches_truth(client, county)
