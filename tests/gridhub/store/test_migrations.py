@@ -217,3 +217,23 @@ def test_unlinked_keeps_its_rows_and_hides_records_that_linked_later(
     )
     waiting = query_rows(client, f"SELECT source_key FROM {database}.unlinked FINAL")
     assert waiting == [("T2",)]
+
+
+def test_no_migration_takes_a_column_away_or_changes_its_type(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """outputs.md is a contract with downstream teams: each migration, statements and
+    step alike, may add tables and columns, never drop, rename or retype one. Applied one
+    at a time, every contract column of the step before is still there, of the same type."""
+    import gridhub.store.migrations as migrations
+
+    database = fresh_database()
+    before: dict[str, dict[str, str]] = {}
+    for upto in range(1, len(MIGRATIONS) + 1):
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:upto])
+        migrate(client, database)
+        now = {table: columns(client, database, table) for table in CONTRACT}
+        for table, kept in before.items():
+            lost = {name: kind for name, kind in kept.items() if now[table].get(name) != kind}
+            assert not lost, f"migration {upto} breaks {table}: {lost}"
+        before = now
