@@ -1,11 +1,13 @@
 """The party-building connector against the API simulator on loopback: every member
-version published once in effect, whatever the API does (inclusive ``updated_since``,
-cursor pages, 401, 429 with Retry-After, 5xx, resets, slow answers)."""
+and activity version published once in effect, whatever the API does (inclusive
+``updated_since``, cursor pages, 401, 429 with Retry-After, 5xx, resets, slow
+answers)."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +54,13 @@ def party_raw(broker: EmbeddedBroker) -> RawTopics:
     return RawTopics(broker.bootstrap, source="party")
 
 
-def make_source(api: PartyApiServer, raw: RawTopics, directory: Path, **config: Any) -> PartySource:
+def make_source(
+    api: PartyApiServer,
+    raw: RawTopics,
+    directory: Path,
+    entities: tuple[str, ...] = ("members",),
+    **config: Any,
+) -> PartySource:
     settings = PartySourceConfig(
         base_url=api.base_url,
         token=SecretStr(config.pop("token", TOKEN)),
@@ -64,10 +72,18 @@ def make_source(api: PartyApiServer, raw: RawTopics, directory: Path, **config: 
     return PartySource(
         settings,
         EnvelopePublisher(raw.bootstrap, raw.topics),
-        {"members": Checkpoint(store, "party", "members")},
+        {entity: Checkpoint(store, "party", entity) for entity in entities},
         ack_on_publish=True,
-        entities=("members",),
+        entities=entities,
     )
+
+
+def published_activities(raw: RawTopics) -> list[tuple[str, float]]:
+    """(activityId, hours) of every published activity."""
+    return [
+        (activity["activityId"], activity["hours"])
+        for activity in (decode(record)[1] for record in raw.records("activities"))
+    ]
 
 
 def published(raw: RawTopics) -> list[tuple[str, str]]:
@@ -162,6 +178,47 @@ def test_a_member_the_model_refuses_travels_as_json_for_the_dead_letters(
     assert last[:1] == b"{"  # JSON text: the route stage validates it and says why
 
 
+def test_activities_are_published_once_and_a_correction_and_a_void_are_new_versions(
+    api: PartyApiServer, party_raw: RawTopics, county: County, tmp_path: Path
+) -> None:
+    source = make_source(api, party_raw, tmp_path, entities=("members", "activities"))
+    activities = county.party_activities
+    assert source.poll() == on_server(county) + len(activities)
+    assert sorted(published_activities(party_raw)) == sorted(
+        (a["activityId"], a["hours"]) for a in activities
+    )
+    assert source.poll() == 0
+    corrected, voided = activities[0], activities[1]
+    api.upsert_activity({**corrected, "hours": corrected["hours"] + 0.5}, touch=True)
+    api.upsert_activity({**voided, "hours": 0}, touch=True)  # voided: kind unchanged
+    assert source.poll() == 2
+    last = dict(published_activities(party_raw)[-2:])
+    assert last == {corrected["activityId"]: corrected["hours"] + 0.5, voided["activityId"]: 0}
+    again = make_source(api, party_raw, tmp_path, entities=("members", "activities"))
+    assert again.poll() == 0  # both feeds resume from their own checkpoints
+
+
+def test_the_loop_waits_as_long_as_retry_after_says_not_its_own_short_backoff(
+    county: County, party_raw: RawTopics, tmp_path: Path
+) -> None:
+    """The API admits one request a second here; a loop ignoring ``Retry-After`` would
+    retry every few milliseconds (its back-off is capped at 10 ms below) and be refused
+    hundreds of times in the seconds this runs."""
+    members = county.party_members[:30]
+    with PartyApiServer(members, [], TOKEN, rate_limit_per_s=1) as limited:
+        source = make_source(limited, party_raw, tmp_path, max_requests_per_second=18)
+        source.max_backoff_seconds = 0.01
+        stop = threading.Event()
+        loop = threading.Thread(target=source.run, args=(stop,))
+        loop.start()
+        stop.wait(3.5)
+        stop.set()
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+        assert source.health.errors >= 1  # it was refused, and
+        assert limited.requests_served <= 12  # waited out each Retry-After of 1 s
+
+
 # --- property: random interleavings of updates, faults and restarts ---------------------
 
 
@@ -170,32 +227,45 @@ def ten_members(county: County) -> list[dict[str, Any]]:
     return county.party_members[:10]
 
 
-PARTY_PLANS = plans(["update", "update", "poll", "restart", "503", "reset", "slow"], 10)
+@pytest.fixture(scope="module")
+def ten_activities(county: County) -> list[dict[str, Any]]:
+    return county.party_activities[:10]
+
+
+PARTY_PLANS = plans(
+    ["update", "correct", "void", "poll", "restart", "503", "502", "504", "reset", "slow"], 10
+)
 
 
 @property_settings
 @given(plan=PARTY_PLANS)
-def test_random_interleavings_publish_every_latest_member_version_exactly_once(
+def test_random_interleavings_publish_every_latest_version_exactly_once(
     ten_members: list[dict[str, Any]],
+    ten_activities: list[dict[str, Any]],
     broker: EmbeddedBroker,
     tmp_path: Path,
     plan: list[tuple[str, int]],
 ) -> None:
     raw = RawTopics(broker.bootstrap, source="party")
-    members = ten_members
+    members, activities = ten_members, ten_activities
     directory = tmp_path / secrets.token_hex(4)
-    with PartyApiServer(members, [], TOKEN) as server:
-        source = make_source(server, raw, directory, timeout_seconds=0.5)
+    both = ("members", "activities")
+    with PartyApiServer(members, activities, TOKEN) as server:
+        source = make_source(server, raw, directory, both, timeout_seconds=0.5)
         for action, n in plan:
             if action == "update":
                 server.upsert_member({**members[n], "mobile": f"1370000{n:04d}"}, touch=True)
                 continue
+            if action in ("correct", "void"):
+                hours = 0 if action == "void" else activities[n]["hours"] + 0.5
+                server.upsert_activity({**activities[n], "hours": hours}, touch=True)
+                continue
             if action == "restart":
                 source.close()
-                source = make_source(server, raw, directory, timeout_seconds=0.5)
+                source = make_source(server, raw, directory, both, timeout_seconds=0.5)
                 continue
-            if action == "503":
-                server.fail_next(503)
+            if action in ("503", "502", "504"):
+                server.fail_next(int(action))
             elif action == "reset":
                 server.reset_next()
             elif action == "slow":
@@ -204,21 +274,23 @@ def test_random_interleavings_publish_every_latest_member_version_exactly_once(
         source.poll()
         assert source.poll() == 0
         source.close()
-        served = httpx.get(
-            f"{server.base_url}/api/v2/members",
-            params={"updated_since": "1970-01-01T00:00:00+00:00", "limit": 500},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=10,
-        ).json()["items"]
-        latest = {(m["memberId"], datetime.fromisoformat(m["updatedAt"])) for m in served}
-    published = published_versions(raw)
-    assert latest <= set(published)
-    assert len(published) == len(set(published))
+        for entity in both:
+            served = httpx.get(
+                f"{server.base_url}/api/v2/{entity}",
+                params={"updated_since": "1970-01-01T00:00:00+00:00", "limit": 500},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            ).json()["items"]
+            key = "memberId" if entity == "members" else "activityId"
+            latest = {(item[key], datetime.fromisoformat(item["updatedAt"])) for item in served}
+            versions = published_versions(raw, entity, key)
+            assert latest <= set(versions)
+            assert len(versions) == len(set(versions))
 
 
-def published_versions(raw: RawTopics) -> list[tuple[str, datetime]]:
-    """(memberId, updatedAt) of every published member."""
+def published_versions(raw: RawTopics, entity: str, key: str) -> list[tuple[str, datetime]]:
+    """(key, updatedAt) of every published version of an entity."""
     return [
-        (member["memberId"], member["updatedAt"])
-        for member in (decode(record)[1] for record in raw.records("members"))
+        (item[key], item["updatedAt"])
+        for item in (decode(record)[1] for record in raw.records(entity))
     ]
