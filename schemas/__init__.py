@@ -14,7 +14,7 @@ Every record type exists twice, kept in step by ``tests/schemas``:
   ``hotline``   ``HotlineTicket`` (the API's camelCase names)
   ``canonical`` ``PersonEvent``, the normaliser's output for any source record
   ``merged``    ``ResidentRecord``, ``AreaRecord``, ``EventRow``, ``DeadLetter``,
-                ``UnlinkedRecord`` (rows of the ClickHouse tables)
+                ``UnlinkedRecord``, ``GridDeparture`` (rows of the ClickHouse tables)
   ``envelope``  ``Envelope``, one connector batch of wire-format records;
                 ``BatchAck``; ``RowBatch``, merged rows on their way to the store
 
@@ -39,7 +39,14 @@ from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdi
 from .envelope import BatchAck, Envelope, PhoneClaim, RowBatch
 from .exceptions import SchemaError
 from .hotline import HotlineTicket
-from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
+from .merged import (
+    AreaRecord,
+    DeadLetter,
+    EventRow,
+    GridDeparture,
+    ResidentRecord,
+    UnlinkedRecord,
+)
 from .party import PartyActivity, PartyMember
 from .police import JqRow, SyrkRow
 from .registry import LocalSchemaRegistry, default_registry
@@ -56,6 +63,7 @@ __all__ = [
     "ElderlyAllowanceRow",
     "Envelope",
     "EventRow",
+    "GridDeparture",
     "HotlineTicket",
     "JqRow",
     "JzdxRow",

@@ -8,7 +8,14 @@ from .canonical import AreaEvent, PersonEvent
 from .civil import DisabilitySubsidyRow, ElderlyAllowanceRow, JzdxRow, RosterEdition
 from .envelope import BatchAck, Envelope, PhoneClaim, RowBatch
 from .hotline import HotlineTicket
-from .merged import AreaRecord, DeadLetter, EventRow, ResidentRecord, UnlinkedRecord
+from .merged import (
+    AreaRecord,
+    DeadLetter,
+    EventRow,
+    GridDeparture,
+    ResidentRecord,
+    UnlinkedRecord,
+)
 from .party import PartyActivity, PartyMember
 from .police import JqRow, SyrkRow
 
@@ -29,6 +36,7 @@ _ALL: Final[tuple[type[BaseModel], ...]] = (
     EventRow,
     DeadLetter,
     UnlinkedRecord,
+    GridDeparture,
     Envelope,
     BatchAck,
     PhoneClaim,

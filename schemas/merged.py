@@ -1,7 +1,8 @@
 """Rows of the ClickHouse tables downstream teams query (see outputs.md).
 
 One model per table: ``grid.resident``, ``grid.area``, ``grid.events``,
-``grid.dead_letters`` and ``grid.unlinked``. Column names and meanings are the
+``grid.dead_letters`` and ``grid.unlinked``, and :class:`GridDeparture` for
+``grid.resident_by_grid``. Column names and meanings are the
 contract; types narrow ClickHouse's to what the hub writes. ``version`` is a
 ``UInt64`` column, but the hub keeps it below 2**63 so that it also fits an
 Avro ``long``.
@@ -195,3 +196,22 @@ class UnlinkedRecord(HubModel):
         """Reject an entity paired with the wrong source."""
         check_entity_source(self.source, self.entity)
         return self
+
+
+class GridDeparture(HubModel):
+    """A resident is no longer in a grid: hides its row there in ``grid.resident_by_grid``.
+
+    That table is ``grid.resident`` again, ordered by grid so that a grid's residents
+    are read without a full scan; its key includes the grid, so a resident who moves
+    leaves a row under the old grid that only this later, deleting version hides.
+    """
+
+    resident_key: Annotated[str, Field(min_length=1, description="居民键 of the resident")]
+    grid_code: Annotated[
+        GridCode | None, Field(description="the grid left; null: the resident was unplaced")
+    ] = None
+    version: Annotated[
+        NonNegativeLong, Field(description="the version of the resident's row in its new grid")
+    ]
+    updated_at: Annotated[UtcMillis, Field(description="when the merge moved the resident")]
+    is_deleted: Annotated[int, Field(ge=1, le=1, description="always 1: a deleting version")] = 1

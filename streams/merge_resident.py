@@ -69,6 +69,36 @@ class ResidentState:
     re-emits only the residents whose placement it changes)."""
     claimed: dict[str, str] = field(default_factory=dict)
     """The phones the phone stage was told are this resident's: phone -> name."""
+    left_grids: list[str | None] = field(default_factory=list)
+    """Grids this resident's rows were stored under before its current one (None:
+    unplaced); every row built sends a GridDeparture for each (see :meth:`departures`)."""
+
+    def departures(
+        self, key: str, before: str | None, resident: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """GridDepartures hiding this resident in every grid it was stored in but is not
+        in now (``grid.resident_by_grid``), with the new row's version.
+
+        All of them, every time, not only the grid just left: a row lost with the
+        embedded broker is built again from a state that already records the move.
+        """
+        grid = resident["grid_code"]
+        if before != grid and before not in self.left_grids:
+            self.left_grids.append(before)
+        self.left_grids = [left for left in self.left_grids if left != grid]
+        return [
+            (
+                "GridDeparture",
+                {
+                    "resident_key": key,
+                    "grid_code": left,
+                    "version": resident["version"],
+                    "updated_at": resident["updated_at"],
+                    "is_deleted": 1,
+                },
+            )
+            for left in self.left_grids
+        ]
 
     def apply(self, event: Contribution) -> bool:
         """Keep the newest version of the event's source record; True if anything changed.
@@ -426,11 +456,13 @@ class ResidentMerger:
             self._editions[partition] = editions
         return editions
 
-    def _build(self, key: str, now: datetime) -> dict[str, Any]:
-        """The resident's row, with the roster editions of its own partition."""
+    def _build(self, key: str, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+        """The resident's row (with the roster editions of its own partition), and the
+        departures from grids it left."""
         state = self._states[key]
         editions = self._editions_of(self.store.partition_of(key))
         resident = build_resident(key, state, self.ctx, now, state.next_version(), editions)
+        before = state.placement
         state.placement = (resident["grid_code"], resident["community_code"], resident["placement"])
         claimed = claimed_phones(state, self.ctx.policy, resident["name"])
         if claimed != state.claimed:
@@ -440,7 +472,10 @@ class ResidentMerger:
             for phone in state.claimed.keys() - claimed.keys():
                 self._claims.append(_claim(phone, key, "", present=False))
             state.claimed = claimed
-        return resident
+        rows: list[tuple[str, dict[str, Any]]] = [("ResidentRecord", resident)]
+        if before is not None:
+            rows.extend(state.departures(key, before[0], resident))
+        return rows
 
     def take_claims(self) -> list[dict[str, Any]]:
         """The PhoneClaims of the batch in hand; sent before :meth:`commit` saves the
@@ -471,7 +506,7 @@ class ResidentMerger:
         rows = []
         for key in residents:
             self._state(key)
-            rows.append(("ResidentRecord", self._build(key, now)))
+            rows.extend(self._build(key, now))
         self._dirty.update(residents)
         self._forget.setdefault(partition, []).extend(index for index, _ in entries)
         return rows
@@ -515,9 +550,12 @@ class ResidentMerger:
             if state.placement is not None and tuple(state.placement) == moved:
                 continue
             resident["version"] = state.next_version()
+            was = state.placement
             state.placement = moved
             self._dirty.add(key)
             rows.append(("ResidentRecord", resident))
+            if was is not None:
+                rows.extend(state.departures(key, was[0], resident))
         return rows
 
     def apply_editions(
@@ -556,7 +594,7 @@ class ResidentMerger:
         rows: list[tuple[str, dict[str, Any]]] = []
         for key in affected:
             self._state(key)
-            rows.append(("ResidentRecord", self._build(key, now)))
+            rows.extend(self._build(key, now))
         self._dirty.update(affected)
         return rows
 
@@ -592,7 +630,7 @@ class ResidentMerger:
                 changed[key] = None
         out: list[tuple[str, dict[str, Any]]] = []
         for key in changed:
-            out.append(("ResidentRecord", self._build(key, now)))
+            out.extend(self._build(key, now))
         self._dirty.update(changed)
         for e in events:
             key = e["resident_key"]
@@ -743,6 +781,7 @@ class ResidentStore:
                     version=raw["v"],
                     placement=raw.get("p"),
                     claimed=raw.get("k") or {},
+                    left_grids=raw.get("g") or [],
                 )
                 if raw
                 else ResidentState()
@@ -755,7 +794,9 @@ class ResidentStore:
         today = utc_now().astimezone(CHINA_TZ).date().isoformat()
         for key, state in states.items():
             record = {"c": state.contributions, "v": state.version}
-            batch.put(key, {**record, "p": state.placement, "k": state.claimed})
+            batch.put(
+                key, {**record, "p": state.placement, "k": state.claimed, "g": state.left_grids}
+            )
             for c in state.contributions.values():
                 listing = listing_of(c)
                 if listing is not None:

@@ -90,6 +90,10 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "is_deleted",
         ),
     ),
+    "GridDeparture": (
+        "resident_by_grid",
+        ("resident_key", "grid_code", "version", "updated_at", "is_deleted"),
+    ),
     "DeadLetter": (
         "dead_letters",
         ("source", "entity", "source_key", "reason", "raw", "raw_hash", "received_at"),

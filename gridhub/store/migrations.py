@@ -73,6 +73,27 @@ def _unlinked_with_deletes(client: Client, database: str) -> None:
     client.command(f"DROP TABLE IF EXISTS {database}.unlinked_v3")
 
 
+_RESIDENT_COLUMNS = (
+    "resident_key, id_number, name, gender, birth_date, phone, grid_code, community_code, "
+    "address, placement, population_type, deregistered, is_party_member, party_branch, "
+    "double_report_community, assistance, hotline_tickets, hotline_open, incidents, sources, "
+    "field_sources, conflicts, version, updated_at"
+)
+"""The columns ``resident_by_grid`` copies. A migration adding a column to ``resident``
+adds it to ``resident_by_grid`` and recreates the feed with it."""
+
+
+def _fill_resident_by_grid(client: Client, database: str) -> None:
+    """Copy the residents stored before the feed existed: their current rows only (FINAL),
+    so no resident appears in a grid it left. A second run after a crash copies them
+    again, which the table absorbs."""
+    client.command(
+        f"INSERT INTO {database}.resident_by_grid ({_RESIDENT_COLUMNS}) "
+        f"SELECT {_RESIDENT_COLUMNS} FROM {database}.resident FINAL"
+    )
+    _report_roles(create_roles(client, database))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -205,6 +226,50 @@ MIGRATIONS: tuple[Migration, ...] = (
         "row policies where the engine has access storage",
         view_statements(),
         lambda client, database: _report_roles(create_roles(client, database)),
+    ),
+    Migration(
+        5,
+        "resident_by_grid: grid.resident ordered by grid, for a grid's residents without a "
+        "full scan; fed from resident, departures hide residents in grids they left",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.resident_by_grid (
+                resident_key String,
+                id_number Nullable(String),
+                name String,
+                gender LowCardinality(String),
+                birth_date Nullable(Date32),
+                phone Nullable(String),
+                grid_code Nullable(String),
+                community_code Nullable(String),
+                address String,
+                placement LowCardinality(String),
+                population_type LowCardinality(String),
+                deregistered Bool,
+                is_party_member Bool,
+                party_branch String,
+                double_report_community Nullable(String),
+                assistance Array(LowCardinality(String)),
+                hotline_tickets UInt32,
+                hotline_open UInt32,
+                incidents UInt32,
+                sources Array(LowCardinality(String)),
+                field_sources Map(String, String),
+                conflicts Array(String),
+                version UInt64,
+                updated_at DateTime64(3, 'UTC'),
+                is_deleted UInt8 DEFAULT 0
+            ) ENGINE = ReplacingMergeTree(version, is_deleted)
+            ORDER BY (grid_code, resident_key)
+            SETTINGS allow_nullable_key = 1
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.resident_by_grid_feed
+            TO {{db}}.resident_by_grid AS
+            SELECT {_RESIDENT_COLUMNS}, 0 AS is_deleted FROM {{db}}.resident
+            """,
+        ),
+        _fill_resident_by_grid,
     ),
 )
 

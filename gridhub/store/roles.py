@@ -86,7 +86,7 @@ def access_statements(database: str) -> list[str]:
     for department in DEPARTMENTS:
         out.append(f"GRANT SELECT ON {db}.area TO dept_{department}")
         out.append(f"GRANT SELECT ON {db}.resident_{department} TO dept_{department}")
-    for table in ("resident", "area"):
+    for table in ("resident", "resident_by_grid", "area"):
         out.append(f"GRANT SELECT ON {db}.{table} TO grid_worker")
         out.append(
             f"CREATE ROW POLICY IF NOT EXISTS grid_worker_own ON {db}.{table} FOR SELECT "

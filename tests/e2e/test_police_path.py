@@ -109,6 +109,9 @@ def assert_matches_truth(client: Any, county: County) -> None:
         "GROUP BY source, entity, source_key HAVING n > 1"
     ).result_rows
     assert duplicated == []  # every record once
+    placed = "SELECT resident_key, grid_code, version FROM grid.{} FINAL ORDER BY resident_key"
+    by_grid = client.query(placed.format("resident_by_grid")).result_rows
+    assert by_grid == client.query(placed.format("resident")).result_rows  # one grid each
 
 
 def test_whole_path_matches_the_generator_truth(
@@ -164,9 +167,10 @@ def test_whole_path_matches_the_generator_truth(
             parameters={"id": good_id},
         ).result_rows
         assert late == [("迟到", ["police"])]
-        client.command(
-            "DELETE FROM grid.resident WHERE id_number = %(id)s", parameters={"id": good_id}
-        )
+        for table in ("resident", "resident_by_grid"):
+            client.command(
+                f"DELETE FROM grid.{table} WHERE id_number = %(id)s", parameters={"id": good_id}
+            )
         client.command("DELETE FROM grid.dead_letters WHERE source_key LIKE 'BAD-%'")
         assert_matches_truth(client, county)
         events = client.query(

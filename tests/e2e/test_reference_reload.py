@@ -39,15 +39,17 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def stored(directory: Path) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
     """Resident rows (key -> grid, community, placement, version) and area rows (grid ->
-    counts, version), read with the hub stopped."""
+    counts, version), read with the hub stopped; ``resident_by_grid`` holds the same
+    residents, each in its one grid."""
     with closing(open_store(directory)) as client:
+        columns = "resident_key, grid_code, community_code, placement, version"
         residents = {
             row[0]: tuple(row[1:])
-            for row in client.query(
-                "SELECT resident_key, grid_code, community_code, placement, version "
-                "FROM grid.resident FINAL"
-            ).result_rows
+            for row in client.query(f"SELECT {columns} FROM grid.resident FINAL").result_rows
         }
+        by_grid = client.query(f"SELECT {columns} FROM grid.resident_by_grid FINAL").result_rows
+        assert {row[0]: tuple(row[1:]) for row in by_grid} == residents
+        assert len(by_grid) == len(residents)
         area = {
             row[0]: tuple(row[1:])
             for row in client.query(

@@ -24,6 +24,7 @@ from gridhub.schemas import (
     ElderlyAllowanceRow,
     Envelope,
     EventRow,
+    GridDeparture,
     HotlineTicket,
     JqRow,
     JzdxRow,
@@ -365,6 +366,8 @@ HUB_CASES: list[BaseModel] = [
     EventRow.model_validate(EVENT_ROW),
     DeadLetter.model_validate(DEAD_LETTER),
     UnlinkedRecord.model_validate(UNLINKED),
+    GridDeparture(resident_key="r1", grid_code="320723100001001", version=7, updated_at=EVENT_TIME),
+    GridDeparture(resident_key="r1", grid_code=None, version=8, updated_at=EVENT_TIME),
     BatchAck(source="police", entity="syrk", seq=7, part=1, parts=3),
     PhoneClaim(phone="13912345678", resident_key="r1", name="王芳", present=True),
 ]

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gridhub.schemas import EventRow, ResidentRecord, UnlinkedRecord, encode_dict
+from gridhub.schemas import (
+    EventRow,
+    GridDeparture,
+    ResidentRecord,
+    UnlinkedRecord,
+    encode_dict,
+)
 from gridhub.streams.canonicalize import MAPPERS
 from gridhub.streams.identity import ResidentKeyer
 from gridhub.streams.merge_resident import (
@@ -31,7 +37,12 @@ REF = load_reference(REFERENCE)
 KEYER = ResidentKeyer(b"county-320723-test-pseudonym-key")
 NOW = datetime(2026, 10, 23, 0, 0, tzinfo=UTC)
 GRID_3 = "320723100001003"
-MODELS = {"ResidentRecord": ResidentRecord, "EventRow": EventRow, "UnlinkedRecord": UnlinkedRecord}
+MODELS = {
+    "ResidentRecord": ResidentRecord,
+    "EventRow": EventRow,
+    "UnlinkedRecord": UnlinkedRecord,
+    "GridDeparture": GridDeparture,
+}
 
 WANG_ID = "32072319650101123X"  # 17th digit odd: male
 LI_ID = "320723198001011240"  # 17th digit even: female
@@ -458,13 +469,42 @@ def test_a_reload_re_places_only_the_residents_of_the_moved_building(
     assert merger.use_reference(moved_reference(tmp_path, "A001", "320723100001002"))
     rows = [row for p in range(4) for row in merger.ensure_placed(p)]
     merger.commit()
-    assert [(row["resident_key"], row["grid_code"]) for _, row in rows] == [
-        (KEYER.for_id(WANG_ID), "320723100001002")
+    assert [(name, row["resident_key"], row["grid_code"]) for name, row in rows] == [
+        ("ResidentRecord", KEYER.for_id(WANG_ID), "320723100001002"),
+        ("GridDeparture", KEYER.for_id(WANG_ID), "320723100001003"),  # hidden where it was
     ]
+    assert rows[1][1]["version"] == rows[0][1]["version"]
     assert [row for p in range(4) for row in merger.ensure_placed(p)] == []  # done once
     reopened = ResidentMerger(store, MergeContext(moved_reference(tmp_path / "x", "A001",
                                                                   "320723100001002")))  # fmt: skip
     assert [row for p in range(4) for row in reopened.ensure_placed(p)] == []  # it was saved
+
+
+def test_a_resident_who_moves_is_hidden_in_every_grid_it_left(
+    store: PartitionedResidentStore,
+) -> None:
+    """grid.resident_by_grid keys rows by (grid, resident): each row built departs from
+    every grid the resident was stored in before, and never from the one it is in."""
+    key = KEYER.for_id(WANG_ID)
+
+    def moved(days: int, **changes: Any) -> list[tuple[Any, ...]]:
+        merger = ResidentMerger(store, MergeContext(REF))  # a new process each time
+        event = syrk(gxsj=SYRK["gxsj"] + timedelta(days=days), **changes)
+        rows = merger.merge([event])
+        merger.commit()
+        (resident,) = [row for name, row in rows if name == "ResidentRecord"]
+        departures = [row for name, row in rows if name == "GridDeparture"]
+        for row in departures:
+            valid("GridDeparture", row)
+            assert (row["resident_key"], row["version"]) == (key, resident["version"])
+        return [resident["grid_code"], sorted(map(str, (r["grid_code"] for r in departures)))]
+
+    assert moved(0) == [GRID_3, []]  # A001
+    assert moved(1, dzbm="A002") == ["320723100001001", [GRID_3]]
+    unplaced = {"dzbm": None, "jzdz": "外省某市某路1号", "zrq": None}
+    assert moved(2, **unplaced) == [None, ["320723100001001", GRID_3]]
+    assert moved(3) == [GRID_3, ["320723100001001", "None"]]  # back: 003 is not hidden
+    assert moved(4, lxdh="13912345678") == [GRID_3, ["320723100001001", "None"]]  # again
 
 
 def test_assistance_that_reaches_its_end_date_is_dropped_without_a_record(

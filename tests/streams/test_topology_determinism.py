@@ -212,6 +212,10 @@ def run(
             "SELECT * EXCEPT (version, updated_at) "
             f"FROM {database}.resident FINAL ORDER BY resident_key"
         ).result_rows,
+        "resident_by_grid": client.query(
+            "SELECT * EXCEPT (version, updated_at, is_deleted) "
+            f"FROM {database}.resident_by_grid FINAL ORDER BY resident_key"
+        ).result_rows,
         "unlinked": client.query(
             "SELECT source, entity, source_key, why, grid_code, community_code "
             f"FROM {database}.unlinked FINAL ORDER BY source, entity, source_key"
@@ -265,6 +269,7 @@ def test_the_county_exercises_every_rule(setup: Setup) -> None:
     whys = {why for *_, why, _, _ in setup.in_order["unlinked"]}
     assert any("共用" in why for why in whys)  # a phone a household shares links no one
     assert any(row[4] > 0 for row in setup.in_order["area"])  # some grid has residents
+    assert setup.in_order["resident_by_grid"] == setup.in_order["resident"]
 
 
 @settings(
@@ -277,6 +282,7 @@ def test_any_order_with_duplicates_replays_and_crashes_gives_the_same_tables(
     seed: int, setup: Setup
 ) -> None:
     shuffled = setup.run(seed)
+    assert shuffled["resident_by_grid"] == shuffled["resident"]  # each resident in one grid
     for table, rows in setup.in_order.items():
         missing = [row for row in rows if row not in shuffled[table]]
         extra = [row for row in shuffled[table] if row not in rows]
