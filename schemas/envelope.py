@@ -135,8 +135,8 @@ class RowBatch(HubModel):
 
     When the merge runs in a process of its own, it cannot write the embedded
     store (one process owns it), so it sends its rows here: one block per
-    table, an Avro object container file written with the table's row schema,
-    which ClickHouse reads natively (see ``gridhub.streams.row_batch``).
+    table in ClickHouse's ``Native`` format, inserted as it is (see
+    ``gridhub.streams.row_batch``).
     ``acks`` are the connector batch parts these rows cover.
     """
 
@@ -144,12 +144,13 @@ class RowBatch(HubModel):
     tables: Annotated[
         list[str],
         Field(
-            description="the row schema of each block (ResidentRecord, EventRow, UnlinkedRecord)"
+            description="the row schema of each block "
+            "(ResidentRecord, EventRow, UnlinkedRecord, GridDeparture)"
         ),
     ]
     blocks: Annotated[
         list[bytes],
-        Field(description="each block: one table's rows as an Avro object container file"),
+        Field(description="each block: one table's rows in ClickHouse's Native format"),
     ]
     row_counts: Annotated[list[NonNegativeLong], Field(description="rows in each block")]
     acks: Annotated[

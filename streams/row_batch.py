@@ -5,23 +5,26 @@ stage, so by default it runs in processes of its own (``[hub] merge_processes``)
 and sends what it built as one :class:`~gridhub.schemas.RowBatch` per batch of
 person envelopes.
 
-Each block is one table's rows as an Avro object container file, written with
-the table's row schema (ResidentRecord, EventRow, UnlinkedRecord). ClickHouse
-reads that format natively (``FORMAT Avro``), so the process that holds the
-store inserts a block as it came, without touching a row in Python: measured
-on the benchmark, decoding rows there cost the sink more than the inserts.
+Each block is one table's rows in ClickHouse's columnar ``Native`` format,
+serialised by clickhouse-connect with the column types of
+:data:`~gridhub.streams.sink.COLUMN_TYPES`, so the process that holds the store
+inserts a block as it came, without touching a row in Python (measured on the
+benchmark, decoding rows there cost the sink more than the inserts). Against
+Avro object container files, which earlier versions sent, Native measured
+faster to write here and about twice as fast to insert (50,000 resident rows:
+0.61 s against 0.70 s, 0.18 s against 0.32 s).
 """
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from typing import Any
 
-from fastavro import writer
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.insert import InsertContext
+from clickhouse_connect.driver.transform import NativeTransform
 from gridhub.schemas import decode, encode_dict
-from gridhub.schemas.registry import default_registry
-from gridhub.streams.sink import TABLES, BatchingSink
+from gridhub.streams.sink import COLUMN_TYPES, TABLES, BatchingSink
 
 Part = tuple[str, str, int, int, int]
 """A connector batch part: (source, entity, seq, part, parts)."""
@@ -37,12 +40,10 @@ def pack_rows(
     tables: list[str] = []
     blocks: list[bytes] = []
     counts: list[int] = []
-    registry = default_registry()
     for name, table_rows in by_schema.items():
-        buffer = io.BytesIO()
-        writer(buffer, registry.by_name(name).schema, table_rows)
+        table, columns = TABLES[name]
         tables.append(name)
-        blocks.append(buffer.getvalue())
+        blocks.append(native_block(table, columns, table_rows))
         counts.append(len(table_rows))
     acks = [
         encode_dict(
@@ -62,6 +63,26 @@ def pack_rows(
             "event_time_ms": event_times,
         },
     )
+
+
+def native_block(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
+    """``rows`` as ClickHouse ``Native`` data for ``INSERT INTO table (columns)``."""
+    types = COLUMN_TYPES[table]
+    context = InsertContext(
+        table,
+        columns,
+        [get_from_name(types[column]) for column in columns],
+        data=[[row.get(column) for column in columns] for row in rows],
+    )
+    data = b"".join(NativeTransform.build_insert(context))
+    if context.insert_exception is not None:
+        raise context.insert_exception
+    # clickhouse-connect writes the statement before the first block, for its own HTTP
+    # body; the block alone is what FORMAT Native reads.
+    statement, newline, block = data.partition(b" FORMAT Native\n")
+    if not newline or not statement.startswith(b"INSERT INTO "):
+        raise ValueError(f"unexpected Native insert data for {table}: {data[:60]!r}")
+    return block
 
 
 def unpack_into(sink: BatchingSink, batch: dict[str, Any]) -> int:

@@ -101,6 +101,62 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Schema name -> (table, columns in insert order)."""
 
+_RESIDENT_TYPES = {
+    "resident_key": "String",
+    "id_number": "Nullable(String)",
+    "name": "String",
+    "gender": "LowCardinality(String)",
+    "birth_date": "Nullable(Date32)",
+    "phone": "Nullable(String)",
+    "grid_code": "Nullable(String)",
+    "community_code": "Nullable(String)",
+    "address": "String",
+    "placement": "LowCardinality(String)",
+    "population_type": "LowCardinality(String)",
+    "deregistered": "Bool",
+    "is_party_member": "Bool",
+    "party_branch": "String",
+    "double_report_community": "Nullable(String)",
+    "assistance": "Array(LowCardinality(String))",
+    "hotline_tickets": "UInt32",
+    "hotline_open": "UInt32",
+    "incidents": "UInt32",
+    "sources": "Array(LowCardinality(String))",
+    "field_sources": "Map(String, String)",
+    "conflicts": "Array(String)",
+    "version": "UInt64",
+    "updated_at": "DateTime64(3, 'UTC')",
+}
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "resident": _RESIDENT_TYPES,
+    "resident_by_grid": {**_RESIDENT_TYPES, "is_deleted": "UInt8"},
+    "events": {
+        "source": "LowCardinality(String)",
+        "entity": "LowCardinality(String)",
+        "source_key": "String",
+        "event_time": "DateTime64(3, 'UTC')",
+        "ingested_at": "DateTime64(3, 'UTC')",
+        "resident_key": "Nullable(String)",
+        "grid_code": "Nullable(String)",
+        "payload": "String",
+        "link_rule": "LowCardinality(String)",
+    },
+    "unlinked": {
+        "source": "LowCardinality(String)",
+        "entity": "LowCardinality(String)",
+        "source_key": "String",
+        "event_time": "DateTime64(3, 'UTC')",
+        "why": "String",
+        "grid_code": "Nullable(String)",
+        "community_code": "Nullable(String)",
+        "payload": "String",
+        "updated_at": "DateTime64(3, 'UTC')",
+        "is_deleted": "UInt8",
+    },
+}
+"""ClickHouse types of the columns a merge process writes as Native blocks (its process
+has no connection to the store to ask); a test holds them to the migrated tables."""
+
 
 FAILPOINT_STORE_DOWN_SECONDS = "GRIDHUB_FAILPOINT_STORE_DOWN_SECONDS"
 """Fault injection for tests (unset in any deployment): the store refuses every insert for
@@ -141,7 +197,7 @@ class BatchingSink:
     on_part_done: PartDone | None = None
     rows: dict[str, list[list[Any]]] = field(default_factory=dict)
     blocks: list[tuple[str, tuple[str, ...], bytes, int]] = field(default_factory=list)
-    """(table, columns, Avro object container file, rows) from a merge process."""
+    """(table, columns, Native block, rows) from a merge process."""
     event_time_ms: list[int] = field(default_factory=list)
     """Source times of the new source records among the rows pending, epoch ms (for
     freshness; see ``streams.topology.MergedBatch``)."""
@@ -171,11 +227,13 @@ class BatchingSink:
     def add_rows(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Add rows built in this process (schema name, row dict)."""
         for name, row in rows:
+            if name == "DeadLetter":
+                row = _dead_letter_row(row)
             table, columns = TABLES[name]
             self.rows.setdefault(table, []).append([row.get(column) for column in columns])
 
     def add_block(self, table: str, columns: tuple[str, ...], block: bytes, rows: int) -> None:
-        """Add one table's rows as an Avro object container file, inserted as it is."""
+        """Add one table's rows as a Native block, inserted as it is."""
         self.blocks.append((table, columns, block, rows))
 
     def add_part(self, source: str, entity: str, seq: int, part: int, parts: int) -> None:
@@ -186,7 +244,7 @@ class BatchingSink:
     def pending_rows(self) -> int:
         """Rows waiting for :meth:`flush`."""
         return sum(len(rows) for rows in self.rows.values()) + sum(
-            count for *_, count in self.blocks
+            block[3] for block in self.blocks
         )
 
     def flush(self) -> int:
@@ -223,14 +281,15 @@ class BatchingSink:
         rows: list[list[Any]] | None = None,
         block: bytes | None = None,
     ) -> None:
-        """One insert of Python rows, or of an Avro container file as it came. What was
+        """One insert of Python rows (clickhouse-connect sends them in the Native format),
+        or of a Native block as it came. What was
         inserted before a failure further on is inserted again on the retry; the tables
         absorb that (ReplacingMergeTree)."""
         target = f"{self.database}.{table}"
         try:
             _failpoint_store_down()
             if block is not None:
-                self.client.raw_insert(target, list(columns), insert_block=block, fmt="Avro")
+                self.client.raw_insert(target, list(columns), insert_block=block, fmt="Native")
             else:
                 self.client.insert(target, rows, column_names=list(columns))
         except Exception as exc:

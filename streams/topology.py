@@ -28,7 +28,7 @@ from typing import Any
 
 import faust
 from gridhub.connectors.base.checkpoint import FOREIGN_SEQ_START, SinkAcknowledgements
-from gridhub.schemas import decode, encode_dict
+from gridhub.schemas import SchemaError, decode, encode_dict
 from gridhub.streams.canonicalize import MAPPERS
 from gridhub.streams.identity import ResidentKeyer, partition_for
 from gridhub.streams.merge_resident import ResidentMerger
@@ -668,7 +668,10 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
         async def sink_agent(stream: faust.StreamT[bytes]) -> None:
             async for values in stream.take(8, within=t.batch_seconds):
                 for value in values:
-                    unpack_into(t.sink, decode(value)[1])
+                    try:
+                        unpack_into(t.sink, decode(value)[1])
+                    except SchemaError as exc:  # a merge process of another version
+                        t.sink.add_rows([("DeadLetter", unreadable_rows(value, exc))])
                 await _flush_until_stored(t, t.sink)
                 await _send_acks(t, acks)
 
@@ -686,6 +689,20 @@ def build_app(t: Topology, *, with_route: bool = True) -> faust.App:
             await asyncio.to_thread(t.on_tick, app)
 
     return app
+
+
+def unreadable_rows(value: bytes, exc: Exception) -> dict[str, Any]:
+    """A DeadLetter row for a RowBatch this process cannot read: its rows are not stored,
+    and the reason says what to do."""
+    return {
+        "source": "hub",
+        "entity": "rows",
+        "source_key": "",
+        "reason": f"merged rows this hub cannot read ({exc}); a merge process of another "
+        "version sent them: run one version, then `gridhub replay` the sources since then",
+        "raw": value,
+        "received_at": datetime.now(UTC),
+    }
 
 
 def to_person_events(head: dict[str, Any]) -> list[dict[str, Any]]:

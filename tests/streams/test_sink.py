@@ -14,7 +14,8 @@ import clickhouse_connect
 import pytest
 from gridhub.schemas import decode, encode_dict
 from gridhub.streams.row_batch import pack_rows, unpack_into
-from gridhub.streams.sink import TABLES, BatchingSink
+from gridhub.streams.sink import COLUMN_TYPES, TABLES, BatchingSink
+from gridhub.streams.topology import unreadable_rows
 
 from gridhub.errors import SinkBackpressure, Transient
 from gridhub.store.client import close_embedded
@@ -263,18 +264,25 @@ def test_a_dropped_table_is_backpressure_not_data_loss(client: Any, database: st
 
 
 def test_a_row_batch_stores_the_same_rows_as_a_direct_insert(client: Any, database: str) -> None:
-    rows = [("ResidentRecord", RESIDENT), ("EventRow", EVENT), ("UnlinkedRecord", UNLINKED)]
+    left = {"resident_key": RESIDENT["resident_key"], "grid_code": "320723100009009"}
+    departure = {**left, "version": RESIDENT["version"], "updated_at": NOW, "is_deleted": 1}
+    rows = [
+        ("ResidentRecord", RESIDENT),
+        ("EventRow", EVENT),
+        ("UnlinkedRecord", UNLINKED),
+        ("GridDeparture", departure),
+    ]
     parts = [("police", "syrk", 7, 0, 2), ("police", "syrk", 7, 1, 2)]
     name, batch = decode(pack_rows(rows, parts, [_ms(EVENT["event_time"])]))
     assert name == "RowBatch"
-    assert batch["row_counts"] == [1, 1, 1]
+    assert batch["row_counts"] == [1, 1, 1, 1]
 
     done: list[tuple[str, str, int, int, int]] = []
     sink = BatchingSink(client, database, on_part_done=lambda *part: done.append(part))
-    assert unpack_into(sink, batch) == 3
-    assert sink.pending_rows == 3
+    assert unpack_into(sink, batch) == 4
+    assert sink.pending_rows == 4
     assert done == []  # nothing acknowledged before the insert
-    assert sink.flush() == 3
+    assert sink.flush() == 4
     assert done == parts
     assert len(sink.freshness) == 1
     direct = f"{database}_direct"
@@ -316,3 +324,38 @@ def test_a_row_batch_keeps_nulls_and_dates_and_a_replay_is_absorbed(
             NOW.replace(tzinfo=None),
         ),
     ]
+
+
+def test_the_column_types_of_native_blocks_are_the_migrated_tables_types(
+    client: Any, database: str
+) -> None:
+    """A merge process writes Native blocks with types it declares itself; they must be
+    the store's, or ClickHouse would convert or refuse them."""
+    for name, (table, columns) in TABLES.items():
+        if name == "DeadLetter":
+            continue  # inserted from Python rows; clickhouse-connect asks the store
+        stored = dict(
+            query_rows(
+                client,
+                f"SELECT name, type FROM system.columns "
+                f"WHERE database = '{database}' AND table = '{table}'",
+            )
+        )
+        assert {c: COLUMN_TYPES[table][c] for c in columns} == {c: stored[c] for c in columns}
+
+
+def test_a_row_batch_this_hub_cannot_read_is_a_dead_letter_with_what_to_do(
+    client: Any, database: str
+) -> None:
+    junk = b"\x00\x7f\xff\xff\xffnot a RowBatch of this version"
+    with pytest.raises(Exception) as unreadable:
+        decode(junk)
+    sink = BatchingSink(client, database)
+    sink.add_rows([("DeadLetter", unreadable_rows(junk, unreadable.value))])
+    assert sink.flush() == 1
+    ((entity, reason, raw),) = query_rows(
+        client, f"SELECT entity, reason, hex(raw) FROM {database}.dead_letters FINAL"
+    )
+    assert entity == "rows"
+    assert "another version" in reason and "gridhub replay" in reason
+    assert raw == junk.hex().upper()  # the bytes as they came, for whoever looks into it
