@@ -702,7 +702,8 @@ class Hub:
         """Rows per contract table (FINAL for the resident and area tables).
 
         Counted at most every few seconds, in a reader session of the store's
-        own, so that the sink never waits for them.
+        own, so that the sink never waits for them. While ClickHouse does not
+        answer, the last counts stand (the rest of the status matters most then).
         """
         now = time.monotonic()
         cached = self._counts
@@ -710,10 +711,15 @@ class Hub:
             return dict(cached[1])
         counts: dict[str, int] = {}
         db = self.settings.clickhouse.database
-        for table in CONTRACT_TABLES:
-            final = " FINAL" if table in ("resident", "area") else ""
-            rows = self.reader.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
-            counts[table] = int(rows[0][0])
+        try:
+            for table in CONTRACT_TABLES:
+                final = " FINAL" if table in ("resident", "area") else ""
+                rows = self.reader.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
+                counts[table] = int(rows[0][0])
+        except Exception as exc:
+            log.warning("table counts not read", reason=str(exc)[:300])
+            self._counts = (now, cached[1] if cached is not None else {})
+            return dict(self._counts[1])
         self._counts = (now, counts)
         return counts
 

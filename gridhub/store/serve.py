@@ -18,18 +18,29 @@ clickhouse-connect over HTTP (queries, parameters, settings, DataFrames),
   ``X-ClickHouse-Exception-Code``.
 
 Every query runs in a chdb connection of its own with ``readonly = 2``: settings
-may change, data may not (nobody but the hub writes). The embedded store
-enforces no roles, so it is served to the local operator only; the hub says so
-at start.
+may change, data may not. Only a client that logs in as ``gridhub`` with the
+server's writer key (``X-ClickHouse-User``/``-Key``, basic auth, or ``user``
+and ``password`` parameters) may write, and only when the server was given one:
+the hub's own sink, when it reaches a store over HTTP as it reaches a
+ClickHouse server in production. Its ``INSERT … FORMAT X`` takes the data in the
+body, chunked and compressed or not (Native and RowBinary from clickhouse-connect).
+Everyone else's INSERT is refused unread. The embedded store enforces no roles,
+so it is served to the local operator only; the hub says so at start.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
+import hmac
 import ipaddress
 import json
+import os
 import re
+import socket
 import sys
+import tempfile
 import threading
 import uuid
 import zlib
@@ -86,6 +97,8 @@ CODECS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
 _FORMAT_CLAUSE = re.compile(r"\s+FORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _INSERT = re.compile(r"\s*(?:--[^\n]*\n\s*)*INSERT\b", re.IGNORECASE)
+WRITER_USER = "gridhub"
+"""The one user that may write, with the server's writer key as its password."""
 READONLY = (
     "Code: 164. DB::Exception: the embedded store takes writes from the hub only: "
     "Cannot execute query in readonly mode. (READONLY)"
@@ -122,6 +135,21 @@ def split_format(sql: str) -> tuple[str, str | None]:
     return sql[: match.start()], match.group(1)
 
 
+_DATA_AFTER = re.compile(rb"\sFORMAT\s+[A-Za-z0-9_]+[ \t]*\r?\n", re.IGNORECASE)
+
+
+def insert_with_data(body: bytes) -> tuple[str, bytes] | None:
+    """An ``INSERT … FORMAT X`` statement and the data after it, when a body holds both
+    (clickhouse-connect sends its inserts so); None for any other body."""
+    head = body[:65536]
+    if not _INSERT.match(head.decode("utf-8", errors="replace")):
+        return None
+    match = _DATA_AFTER.search(head)
+    if match is None:
+        return None
+    return body[: match.end()].decode("utf-8").strip(), body[match.end() :]
+
+
 class HttpError(Exception):
     """An answer other than 200, with ClickHouse's error text."""
 
@@ -132,15 +160,29 @@ class HttpError(Exception):
 
 
 class StoreServer:
-    """Serves read-only SQL over the ClickHouse HTTP interface from the store at ``path``."""
+    """Serves SQL over the ClickHouse HTTP interface from the store at ``path``: read-only,
+    except for a client holding ``writer_key``."""
 
-    def __init__(self, listen: str, path: str) -> None:
+    def __init__(self, listen: str, path: str, *, writer_key: str | None = None) -> None:
         host, port = loopback_only(listen)
         self.path = path
+        self.writer_key = writer_key
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as clickhouse-connect expects
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._lock:
+                    server._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self) -> None:
                 self._answer(b"", get=True)
@@ -170,9 +212,21 @@ class StoreServer:
                     self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
                     return
                 query_id = params.get("query_id") or str(uuid.uuid4())
+                writer = server.is_writer(params, self.headers)
                 try:
-                    sql = params.get("query", "") + "\n" + server.decode(body, self.headers)
-                    fmt, data, summary = server.run(sql.strip(), params)
+                    url_sql = params.get("query", "")
+                    if writer and body and _INSERT.match(url_sql):  # the body is the data
+                        body = server.decompress(body, self.headers)
+                        fmt, data, summary = server.run(url_sql.strip(), params, body, writer)
+                    elif writer and (
+                        split := insert_with_data(server.decompress(body, self.headers))
+                    ):
+                        sql, rows = split  # the statement, then its data, in the body
+                        fmt, data, summary = server.run(sql, params, rows, writer)
+                    else:
+                        text = server.decode(body, self.headers)
+                        sql = (url_sql + "\n" + text).strip()
+                        fmt, data, summary = server.run(sql, params, None, writer)
                 except HttpError as exc:
                     code = _ERROR_CODE.search(exc.text)
                     headers = {"X-ClickHouse-Exception-Code": code.group(1) if code else "0"}
@@ -217,9 +271,30 @@ class StoreServer:
         finally:
             connection.close()
 
+    def is_writer(self, params: dict[str, str], headers: Any) -> bool:
+        """Whether the request logs in as :data:`WRITER_USER` with the writer key."""
+        if self.writer_key is None:
+            return False
+        user = headers.get("X-ClickHouse-User") or params.get("user")
+        key = headers.get("X-ClickHouse-Key") or params.get("password")
+        basic = headers.get("Authorization") or ""
+        if basic.lower().startswith("basic "):
+            try:
+                user, _, key = base64.b64decode(basic[6:]).decode().partition(":")
+            except ValueError:
+                return False
+        return user == WRITER_USER and hmac.compare_digest(
+            (key or "").encode(), self.writer_key.encode()
+        )
+
     @staticmethod
     def decode(body: bytes, headers: Any) -> str:
         """The request body as text, decompressed by its ``Content-Encoding``."""
+        return StoreServer.decompress(body, headers).decode("utf-8", errors="replace")
+
+    @staticmethod
+    def decompress(body: bytes, headers: Any) -> bytes:
+        """The request body decompressed by its ``Content-Encoding``."""
         encoding = (headers.get("Content-Encoding") or "").strip().lower()
         if encoding and encoding != "identity":
             codec = CODECS.get(encoding)
@@ -237,7 +312,7 @@ class StoreServer:
                     f"Code: 271. DB::Exception: Cannot decompress the body as {encoding}: "
                     f"{exc}. (CANNOT_DECOMPRESS)",
                 ) from exc
-        return body.decode("utf-8", errors="replace")  # an INSERT's data is refused unread
+        return body
 
     @staticmethod
     def answer_encoding(params: dict[str, str], accept: str | None) -> str | None:
@@ -251,23 +326,34 @@ class StoreServer:
                 return name
         return None
 
-    def run(self, sql: str, params: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
-        """Format, bytes and summary of one read-only query.
+    def run(
+        self, sql: str, params: dict[str, str], data: bytes | None = None, writer: bool = False
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """Format, bytes and summary of one query: read-only, unless ``writer``; ``data`` is
+        the body of the writer's ``INSERT … FORMAT X``.
 
         Raises:
-            HttpError: an empty query, or ClickHouse's error (a write among them).
+            HttpError: an empty query, or ClickHouse's error (anyone else's write among them).
         """
         if not sql:
             raise HttpError(400, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
-        if _INSERT.match(sql):
+        if _INSERT.match(sql) and not writer:
             raise HttpError(500, READONLY)
         sql, own_format = split_format(sql)
         fmt = own_format or params.get("default_format") or DEFAULT_FORMAT
+        infile: str | None = None
+        if data is not None:
+            with tempfile.NamedTemporaryFile(suffix=".insert", delete=False) as file:
+                file.write(data)
+                infile = file.name
+            sql = f"{sql} FROM INFILE {_literal(infile)} FORMAT {fmt}"
+            fmt = DEFAULT_FORMAT
         bound = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         settings = {
             k: v for k, v in params.items() if k not in NOT_SETTINGS and not k.startswith("param_")
         }
-        settings["readonly"] = "2"  # after the client's: nobody but the hub writes
+        if not writer:
+            settings["readonly"] = "2"  # after the client's: nobody but the hub writes
         connection = _connect(self.path)
         try:
             for name, value in settings.items():
@@ -278,7 +364,7 @@ class StoreServer:
             if params.get("database"):
                 connection.query(f"USE {_identifier(params['database'])}")
             result = connection.query(sql, fmt, params=bound)
-            data = bytes(result.bytes())
+            answer = bytes(result.bytes())
             summary = {
                 "read_rows": str(result.rows_read()),
                 "read_bytes": str(result.bytes_read()),
@@ -290,7 +376,9 @@ class StoreServer:
             raise HttpError(500, _exception_text(exc)) from exc
         finally:
             connection.close()
-        return fmt, data, summary
+            if infile is not None:
+                os.unlink(infile)
+        return fmt, answer, summary
 
     def start(self) -> None:
         """Serve in a daemon thread."""
@@ -301,9 +389,16 @@ class StoreServer:
         )
 
     def stop(self) -> None:
-        """Stop serving and free the port."""
+        """Stop serving, drop the open connections (as a server that stops does; a client
+        keeping its connection alive would otherwise go on being answered) and free the
+        port."""
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def _literal(value: str) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import clickhouse_connect
 import httpx
 import pytest
 from gridhub.simulators.county import County
@@ -24,7 +25,11 @@ from gridhub.streams.normalize import CHINA_TZ
 from gridhub.streams.sink import FAILPOINT_STORE_DOWN_SECONDS
 from gridhub.streams.topology import FAILPOINT_EXIT_AFTER_INSERTS
 
+from gridhub.store.client import close_embedded
+from gridhub.store.serve import StoreServer
 from tests.e2e.conftest import HubProcess, open_store
+
+SERVER_KEY = "server-writer-key-0123456789"
 
 pytestmark = pytest.mark.e2e
 
@@ -278,3 +283,48 @@ def test_a_store_outage_holds_the_pipeline_back_and_loses_nothing(
     assert hub.stop(signal.SIGTERM) == 0
     with closing(open_store(hub_dir)) as client:
         assert_matches_truth(client, county)
+
+
+def test_a_clickhouse_server_that_stops_serving_and_comes_back_loses_and_doubles_nothing(
+    hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
+) -> None:
+    """The production path: the sink reaches the store over HTTP as clickhouse-connect
+    reaches a ClickHouse server (here the store served by this test, with a writer key).
+    The server goes away while rows wait, and comes back on the same port: the sink
+    retries, acknowledges nothing meanwhile, and then stores everything exactly once."""
+    close_embedded()
+    path = str(hub_dir / "server-store")
+    own = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    own.command("CREATE DATABASE IF NOT EXISTS grid")  # as CLICKHOUSE_DB does in compose
+    server = StoreServer("127.0.0.1:0", path, writer_key=SERVER_KEY)
+    server.start()
+    address = server.address
+    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
+    half = len(rows) // 2
+    with police.connect() as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    try:
+        hub.start(
+            extra_env={
+                "GRIDHUB_CLICKHOUSE__URL": f"http://gridhub:env:STORE_KEY@{address}/grid",
+                "STORE_KEY": SERVER_KEY,
+            }
+        )
+        first = hub.wait_caught_up()
+        server.stop()  # ClickHouse stops serving
+        police.upsert_syrk(rows[half:])
+        down = hub.wait_for(lambda s: s["stages"]["sink_retries"] > 0)
+        time.sleep(3)
+        still = hub.wait_for(lambda s: s["written_at"] > down["written_at"])
+        assert not still["caught_up"]  # nothing acknowledged while the server is away
+        assert still["stages"]["sunk_rows"] == down["stages"]["sunk_rows"]
+        assert still["sources"]["police"]["records"] > first["sources"]["police"]["records"]
+        server = StoreServer(address, path, writer_key=SERVER_KEY)  # back, same address
+        server.start()
+        hub.wait_caught_up()
+        assert hub.stop(signal.SIGTERM) == 0
+        assert_matches_truth(own, county)
+    finally:
+        server.stop()
+        own.close()
+        close_embedded()

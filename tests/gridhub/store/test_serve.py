@@ -6,6 +6,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -35,10 +36,16 @@ def test_other_addresses_are_refused_with_the_reason(listen: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One store for the module: chdb opens one path per process."""
+    return tmp_path_factory.mktemp("served") / "store"
+
+
+@pytest.fixture(scope="module")
+def served(store_path: Path) -> Iterator[tuple[Any, str]]:
     """A store with one table, served read-only; (the hub's own client, the address)."""
     close_embedded()
-    path = tmp_path_factory.mktemp("served") / "store"
+    path = store_path
     hub = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     hub.command("CREATE DATABASE IF NOT EXISTS grid")
     hub.command(
@@ -57,9 +64,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]
     hub.close()
 
 
-def http_client(address: str, **options: Any) -> Any:
+def http_client(address: str, database: str = "grid", **options: Any) -> Any:
     host, port = address.split(":")
-    return clickhouse_connect.get_client(host=host, port=int(port), database="grid", **options)
+    return clickhouse_connect.get_client(host=host, port=int(port), database=database, **options)
 
 
 def test_clickhouse_connect_over_http_queries_binds_and_reads_dataframes(
@@ -97,6 +104,67 @@ def test_nobody_but_the_hub_writes(served: tuple[Any, str]) -> None:
     with pytest.raises(DatabaseError, match="readonly"):  # not even by a setting of its own
         client.command("TRUNCATE TABLE resident", settings={"readonly": 0})
     assert hub.command("SELECT count() FROM grid.resident") == 2
+
+
+WRITER_KEY = "writer-key-0123456789abcdef"
+
+
+@pytest.fixture
+def writable(served: tuple[Any, str], store_path: Path) -> Iterator[tuple[Any, str]]:
+    """The same store served with a writer key, database ``w``: (own client, address)."""
+    own, _ = served
+    own.command("DROP DATABASE IF EXISTS w")
+    own.command("CREATE DATABASE w")
+    server = StoreServer("127.0.0.1:0", str(store_path), writer_key=WRITER_KEY)
+    server.start()
+    yield own, server.address
+    server.stop()
+    own.command("DROP DATABASE w")
+
+
+def test_the_writer_inserts_chunked_compressed_native_and_rowbinary_and_others_may_not(
+    writable: tuple[Any, str],
+) -> None:
+    own, address = writable
+    writer = http_client(address, "w", username="gridhub", password=WRITER_KEY)
+    writer.command(
+        "CREATE TABLE resident (resident_key String, born Date32, sources Array(String), "
+        "phone Nullable(String)) ENGINE = MergeTree ORDER BY resident_key"
+    )
+    rows = [["k1", date(1950, 1, 2), ["police"], None], ["k2", date(2001, 3, 4), [], "139"]]
+    writer.insert("resident", rows)  # Native, lz4, chunked: clickhouse-connect's defaults
+    zstd_writer = http_client(
+        address, "w", username="gridhub", password=WRITER_KEY, compress="zstd"
+    )
+    zstd_writer.insert("resident", [["k3", date(1960, 5, 6), ["civil"], None]])
+    # one row: 'k4', day 20000 (2024-10-04), [] and NULL
+    row_binary = b"\x02k4" + (20000).to_bytes(4, "little", signed=True) + b"\x00\x01"
+    writer.raw_insert(
+        "resident", ["resident_key", "born", "sources", "phone"], row_binary, fmt="RowBinary"
+    )
+    writer.command("INSERT INTO resident SELECT 'k5', '1999-09-09', [], NULL")
+    stored = own.query("SELECT resident_key, born FROM w.resident ORDER BY resident_key")
+    assert [key for key, _ in stored.result_rows] == ["k1", "k2", "k3", "k4", "k5"]
+    assert stored.result_rows[0] == ("k1", date(1950, 1, 2))
+    assert stored.result_rows[3] == ("k4", date(2024, 10, 4))
+    for stranger in (
+        http_client(address, "w"),
+        http_client(address, "w", username="gridhub", password="not-the-key"),
+        http_client(address, "w", username="default", password=WRITER_KEY),
+    ):
+        with pytest.raises(DatabaseError, match="readonly"):
+            stranger.insert("resident", [["k9", date(2020, 1, 1), [], None]])
+        with pytest.raises(DatabaseError, match="readonly"):
+            stranger.command("DROP TABLE resident")
+        assert stranger.command("SELECT count() FROM resident") == 5  # reading is fine
+    basic = httpx.post(
+        f"http://{address}/?query=INSERT%20INTO%20w.resident%20FORMAT%20JSONEachRow",
+        content=b'{"resident_key": "k6", "born": "2000-01-01", "sources": [], "phone": null}',
+        auth=("gridhub", WRITER_KEY),
+        timeout=10,
+    )
+    assert basic.status_code == 200, basic.text
+    assert own.command("SELECT count() FROM w.resident") == 6
 
 
 def test_curl_style_requests_formats_compression_and_errors(served: tuple[Any, str]) -> None:
