@@ -38,7 +38,10 @@ def health_report(
             }
             for name, alive in processes.items()
         },
-        "clickhouse": {"healthy": "tables" in status, "reason": status.get("store_error", "")},
+        "clickhouse": {
+            "healthy": "tables" in status and not status.get("store_error"),
+            "reason": status.get("store_error", ""),
+        },
     }
     for name, source in status.get("sources", {}).items():
         components[f"source.{name}"] = {

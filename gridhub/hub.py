@@ -234,6 +234,8 @@ class Hub:
         self.on_tick_hooks: list[Callable[[Hub], None]] = []
         self.topology: Topology | None = None
         self._counts: tuple[float, dict[str, int]] | None = None
+        self.store_error = ""
+        """Why the store did not answer the last count ("" when it did)."""
         self.health: HealthServer | None = None
         self.store_server: StoreServer | None = None
         self.http_ingest: HttpIngest | None = None
@@ -717,9 +719,11 @@ class Hub:
                 rows = self.reader.query(f"SELECT count() FROM {db}.{table}{final}").result_rows
                 counts[table] = int(rows[0][0])
         except Exception as exc:
-            log.warning("table counts not read", reason=str(exc)[:300])
+            self.store_error = f"ClickHouse does not answer: {str(exc)[:300]}"
+            log.warning("table counts not read", reason=self.store_error)
             self._counts = (now, cached[1] if cached is not None else {})
             return dict(self._counts[1])
+        self.store_error = ""
         self._counts = (now, counts)
         return counts
 
@@ -763,6 +767,7 @@ class Hub:
             "registry": self.registry.url if self.registry else None,
             "lag": self.lag(ingest, merge),
             "tables": self.table_counts(),
+            **({"store_error": self.store_error} if self.store_error else {}),
             "caught_up": bool(ingest.get("caught_up")),
         }
 

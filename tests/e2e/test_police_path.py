@@ -315,10 +315,16 @@ def test_a_clickhouse_server_that_stops_serving_and_comes_back_loses_and_doubles
         police.upsert_syrk(rows[half:])
         down = hub.wait_for(lambda s: s["stages"]["sink_retries"] > 0)
         time.sleep(3)
-        still = hub.wait_for(lambda s: s["written_at"] > down["written_at"])
+        still = hub.wait_for(
+            lambda s: s["written_at"] > down["written_at"] and bool(s.get("store_error"))
+        )
         assert not still["caught_up"]  # nothing acknowledged while the server is away
         assert still["stages"]["sunk_rows"] == down["stages"]["sunk_rows"]
         assert still["sources"]["police"]["records"] > first["sources"]["police"]["records"]
+        assert "ClickHouse does not answer" in still["store_error"]
+        health = httpx.get(f"http://{still['health']}/health", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["components"]["clickhouse"]["healthy"] is False
         server = StoreServer(address, path, writer_key=SERVER_KEY)  # back, same address
         server.start()
         hub.wait_caught_up()
