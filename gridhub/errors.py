@@ -21,6 +21,8 @@ and what to do about it, never a secret::
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class GridhubError(Exception):
     """Root of every error gridhub raises on purpose."""
@@ -42,12 +44,27 @@ class EmbeddedRuntimeError(GridhubError, Terminal):
     """The embedded broker or store could not be started or reached."""
 
 
+ErrorKind = Literal[
+    "timeout", "connection", "rate_limited", "refused", "server_error", "bad_answer",
+    "database", "broker", "files", "other",
+]  # fmt: skip
+"""What went wrong with a source, for ``gridhub_source_errors_total{kind=...}``."""
+
+
 class SourceUnavailable(GridhubError, Transient):
     """A source system could not be reached or answered with a retryable error."""
 
-    def __init__(self, source: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        kind: ErrorKind = "other",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"source {source}: {message}")
         self.source = source
+        self.kind: ErrorKind = kind
         self.retry_after = retry_after
 
 

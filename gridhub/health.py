@@ -1,6 +1,7 @@
 """The hub's HTTP endpoint on ``[hub] listen``.
 
-``GET /health``: is data flowing, and if not, what is stuck. Answers 200 with
+``GET /health``: is data flowing, and if not, what is stuck. ``GET /metrics``: the
+same and more for Prometheus (``gridhub.metrics``). Answers 200 with
 ``{"status": "ok", ...}`` when every component is healthy and 503 with the
 failing components' reasons otherwise, so that Docker's and Kubernetes'
 health checks and an operator's browser read the same thing.
@@ -19,6 +20,7 @@ from typing import Any
 
 from gridhub.connectors.http_ingest import PREFIX, HttpIngest
 from gridhub.logs import get_logger
+from gridhub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = get_logger("health")
 
@@ -68,6 +70,7 @@ class HealthServer:
         report: Report,
         ingest: HttpIngest | None = None,
         admin: dict[str, AdminAction] | None = None,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         host, _, port = listen.rpartition(":")
         self.report = report
@@ -83,8 +86,17 @@ class HealthServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/health":
-                    self.send_error(404, "GET /health is served here")
+                path = self.path.split("?")[0]
+                if path == "/metrics" and metrics is not None:
+                    data = metrics()
+                    self.send_response(200)
+                    self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if path != "/health":
+                    self.send_error(404, "GET /health and /metrics are served here")
                     return
                 try:
                     body = server.report()
@@ -143,10 +155,12 @@ def start_health_server(
     report: Report,
     ingest: HttpIngest | None = None,
     admin: dict[str, AdminAction] | None = None,
+    *,
+    metrics: Callable[[], bytes] | None = None,
 ) -> HealthServer | None:
     """Start the endpoint, or log why not (a taken port must not stop the hub)."""
     try:
-        server = HealthServer(listen, report, ingest, admin)
+        server = HealthServer(listen, report, ingest, admin, metrics)
     except OSError as exc:
         log.warning("health endpoint not started", listen=listen, reason=str(exc))
         return None

@@ -31,6 +31,7 @@ from typing import Any
 import faust
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from prometheus_client import CollectorRegistry
 
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
@@ -39,6 +40,7 @@ from gridhub.errors import ConfigError, GridhubError
 from gridhub.health import RELOAD_PATH, HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
 from gridhub.logs import configure_logging, get_logger
+from gridhub.metrics import SinkMetrics, StatusCollector, render
 from gridhub.reference import ReferenceData, ReferenceDataError, load_reference
 from gridhub.registry.server import RegistryServer, serve_registry
 from gridhub.registry.subjects import register_raw_subjects
@@ -240,6 +242,9 @@ class Hub:
         self.store_server: StoreServer | None = None
         self.http_ingest: HttpIngest | None = None
         self.last_status: dict[str, Any] | None = None
+        self.metrics = CollectorRegistry()
+        self.metrics.register(StatusCollector(lambda: self.last_status, self.dead_letter_counts))
+        self._dead_letters: tuple[float, list[tuple[str, str, str, int]]] | None = None
         self.registry_server: RegistryServer | None = None
         self.registry: SchemaRegistryClient | None = None
         self.drained = False
@@ -307,9 +312,10 @@ class Hub:
             self.ingest = Ingest(self.settings, bootstrap, self.topics)
             if self.settings.kafka.embedded:
                 on_part_done = SinkAcknowledgements(self.ingest.checkpoints).part_done
-        self.sink = BatchingSink(client, self.settings.clickhouse.database)
+        sink_metrics = SinkMetrics(self.metrics)
+        self.sink = BatchingSink(client, self.settings.clickhouse.database, metrics=sink_metrics)
         self.dead_sink = BatchingSink(
-            client, self.settings.clickhouse.database, lock=self.sink.lock
+            client, self.settings.clickhouse.database, lock=self.sink.lock, metrics=sink_metrics
         )
         moved = self._use_map(client, reference)
         if moved is not None:
@@ -372,6 +378,7 @@ class Hub:
             self.health_report,
             self.http_ingest,
             {RELOAD_PATH: self._reload_answer},
+            metrics=lambda: render(self.metrics),
         )
         if self.settings.clickhouse.embedded:
             self._serve_store()
@@ -725,6 +732,29 @@ class Hub:
             return dict(self._counts[1])
         self.store_error = ""
         self._counts = (now, counts)
+        return counts
+
+    def dead_letter_counts(self) -> list[tuple[str, str, str, int]]:
+        """Stored dead letters by source, entity and the first clause of the reason (the
+        rest names the record), for ``/metrics``; read at most every few seconds."""
+        now = time.monotonic()
+        cached = self._dead_letters
+        if cached is not None and now - cached[0] < TABLE_COUNT_INTERVAL_S:
+            return cached[1]
+        db = self.settings.clickhouse.database
+        try:
+            rows = self.reader.query(
+                "SELECT source, entity, reason_kind, count() FROM ("
+                "SELECT source, entity, "
+                "trim(splitByRegexp('[:：(（;；]', reason)[1]) AS reason_kind "
+                f"FROM {db}.dead_letters FINAL) GROUP BY source, entity, reason_kind "
+                "ORDER BY count() DESC LIMIT 50"
+            ).result_rows
+        except Exception as exc:  # a scrape while ClickHouse is away shows the rest
+            log.warning("dead letters not counted", reason=str(exc)[:300])
+            return cached[1] if cached is not None else []
+        counts = [(str(a), str(b), str(c), int(n)) for a, b, c, n in rows]
+        self._dead_letters = (now, counts)
         return counts
 
     def lag(self, *children: dict[str, Any]) -> dict[str, dict[str, int]]:

@@ -28,6 +28,7 @@ from gridhub.schemas import decode
 
 from gridhub.errors import SinkBackpressure
 from gridhub.logs import get_logger
+from gridhub.metrics import SinkMetrics
 
 log = get_logger("streams.sink")
 
@@ -195,6 +196,7 @@ class BatchingSink:
     client: Client
     database: str
     on_part_done: PartDone | None = None
+    metrics: SinkMetrics | None = None
     rows: dict[str, list[list[Any]]] = field(default_factory=dict)
     blocks: list[tuple[str, tuple[str, ...], bytes, int]] = field(default_factory=list)
     """(table, columns, Native block, rows) from a merge process."""
@@ -263,7 +265,9 @@ class BatchingSink:
             for table, columns, block, count in self.blocks:
                 self._insert(table, columns, count, block=block)
                 total += count
-            self._measure_freshness()
+            fresh = self._measure_freshness()
+            if self.metrics is not None:
+                self.metrics.flushed(total, fresh)
             self.rows.clear()
             self.blocks.clear()
             parts, self.parts = self.parts, []
@@ -286,6 +290,7 @@ class BatchingSink:
         inserted before a failure further on is inserted again on the retry; the tables
         absorb that (ReplacingMergeTree)."""
         target = f"{self.database}.{table}"
+        started = time.monotonic()
         try:
             _failpoint_store_down()
             if block is not None:
@@ -298,9 +303,13 @@ class BatchingSink:
                 f"{type(exc).__name__}: {str(exc)[:300]}"
             ) from exc
         self.inserted[table] = self.inserted.get(table, 0) + count
+        if self.metrics is not None:
+            self.metrics.inserted(table, count, time.monotonic() - started)
 
-    def _measure_freshness(self) -> None:
+    def _measure_freshness(self) -> list[float]:
         """Seconds from each pending event's source time to now, when it is stored."""
         stored_ms = datetime.now(UTC).timestamp() * 1000
-        self.freshness.extend((stored_ms - t) / 1000 for t in self.event_time_ms)
+        fresh = [(stored_ms - t) / 1000 for t in self.event_time_ms]
+        self.freshness.extend(fresh)
         self.event_time_ms.clear()
+        return fresh

@@ -49,11 +49,12 @@ class ReadOnlyDatabase(ABC):
             raise SourceUnavailable(
                 self.source,
                 f"database error {self._error_code(exc)} ({type(exc).__name__}); will retry",
+                kind="database",
             ) from exc
         except OSError as exc:
             self.close()
             raise SourceUnavailable(
-                self.source, f"connection failed ({exc.strerror or exc})"
+                self.source, f"connection failed ({exc.strerror or exc})", kind="connection"
             ) from exc
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -84,7 +84,9 @@ class EnvelopePublisher:
             future.get(timeout=30)
         except KafkaError as exc:
             raise SourceUnavailable(
-                source, f"the broker did not accept a batch of {entity}: {type(exc).__name__}"
+                source,
+                f"the broker did not accept a batch of {entity}: {type(exc).__name__}",
+                kind="broker",
             ) from exc
 
     def close(self) -> None:

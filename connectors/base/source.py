@@ -35,6 +35,8 @@ class SourceHealth:
     reason: str = ""
     records: int = 0
     errors: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    """Failed polls by :data:`~gridhub.errors.ErrorKind`."""
     polls: int = 0
     last_success: datetime | None = None
     first_poll_at: datetime | None = None
@@ -48,6 +50,7 @@ class SourceHealth:
             "reason": self.reason,
             "records": self.records,
             "errors": self.errors,
+            "errors_by_kind": dict(self.errors_by_kind),
             "polls": self.polls,
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "first_poll_at": self.first_poll_at.isoformat() if self.first_poll_at else None,
@@ -168,6 +171,8 @@ class Source(ABC):
             except Exception as exc:
                 failures += 1
                 self.health.errors += 1
+                kind = exc.kind if isinstance(exc, SourceUnavailable) else "other"
+                self.health.errors_by_kind[kind] = self.health.errors_by_kind.get(kind, 0) + 1
                 self.health.healthy = False
                 self.health.reason = (
                     str(exc)

@@ -101,7 +101,9 @@ class RosterSource(Source):
             rosters = complete_rosters(self.directory)
         except OSError as exc:
             raise SourceUnavailable(
-                self.label, f"the roster folder {self.directory} cannot be read: {exc.strerror}"
+                self.label,
+                f"the roster folder {self.directory} cannot be read: {exc.strerror}",
+                kind="files",
             ) from exc
         published = 0
         for roster in rosters:
@@ -111,7 +113,7 @@ class RosterSource(Source):
                 data = roster.path.read_bytes()
             except OSError as exc:
                 raise SourceUnavailable(
-                    self.label, f"{roster.name} cannot be read: {exc.strerror}"
+                    self.label, f"{roster.name} cannot be read: {exc.strerror}", kind="files"
                 ) from exc
             if roster.path.stat().st_mtime_ns != roster.mtime_ns:
                 continue  # written again while read: a re-drop has begun; its marker will follow

@@ -81,10 +81,12 @@ class HotlineClient:
         try:
             response = self._http.get(target, headers=headers)
         except httpx.TimeoutException as exc:
-            raise SourceUnavailable(SOURCE, "the API did not answer in time; will retry") from exc
+            raise SourceUnavailable(
+                SOURCE, "the API did not answer in time; will retry", kind="timeout"
+            ) from exc
         except httpx.TransportError as exc:
             raise SourceUnavailable(
-                SOURCE, f"connection failed ({type(exc).__name__}); will retry"
+                SOURCE, f"connection failed ({type(exc).__name__}); will retry", kind="connection"
             ) from exc
         return _data(response)
 
@@ -108,22 +110,37 @@ def _data(response: httpx.Response) -> dict[str, Any]:
             if "timestamp" in message
             else "check sources.hotline.app_key and app_secret"
         )
-        raise SourceUnavailable(SOURCE, f"the platform refused the request (401 {message}): {hint}")
+        raise SourceUnavailable(
+            SOURCE, f"the platform refused the request (401 {message}): {hint}", kind="refused"
+        )
     if status == 429:
         wait = retry_after_seconds(response.headers.get("Retry-After"))
         raise SourceUnavailable(
-            SOURCE, f"rate limited (429); retrying in {wait:.0f} s", retry_after=wait
+            SOURCE,
+            f"rate limited (429); retrying in {wait:.0f} s",
+            kind="rate_limited",
+            retry_after=wait,
         )
     if status != 200:
-        raise SourceUnavailable(SOURCE, f"the API answered {status} {message}; will retry")
+        raise SourceUnavailable(
+            SOURCE, f"the API answered {status} {message}; will retry", kind="server_error"
+        )
     if not isinstance(body, dict):
-        raise SourceUnavailable(SOURCE, "the API answered with broken JSON; will retry")
+        raise SourceUnavailable(
+            SOURCE, "the API answered with broken JSON; will retry", kind="bad_answer"
+        )
     code = str(body.get("code", ""))
     if code == "5001":
-        raise SourceUnavailable(SOURCE, f"the platform is busy (5001 {message}); will retry")
+        raise SourceUnavailable(
+            SOURCE, f"the platform is busy (5001 {message}); will retry", kind="server_error"
+        )
     if code != "0000":
-        raise SourceUnavailable(SOURCE, f"the platform answered code {code} ({message})")
+        raise SourceUnavailable(
+            SOURCE, f"the platform answered code {code} ({message})", kind="bad_answer"
+        )
     data = body.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("list"), list):
-        raise SourceUnavailable(SOURCE, "the answer has no data.list; will retry")
+        raise SourceUnavailable(
+            SOURCE, "the answer has no data.list; will retry", kind="bad_answer"
+        )
     return data

@@ -46,7 +46,9 @@ class PartyClient:
             body = self._get(PATHS[entity], params)
             items = body.get("items")
             if not isinstance(items, list):
-                raise SourceUnavailable(SOURCE, f"{entity}: the answer has no items list")
+                raise SourceUnavailable(
+                    SOURCE, f"{entity}: the answer has no items list", kind="bad_answer"
+                )
             yield items
             cursor = body.get("next_cursor")
             if not cursor:
@@ -58,32 +60,45 @@ class PartyClient:
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException as exc:
-            raise SourceUnavailable(SOURCE, f"{path} did not answer in time; will retry") from exc
+            raise SourceUnavailable(
+                SOURCE, f"{path} did not answer in time; will retry", kind="timeout"
+            ) from exc
         except httpx.TransportError as exc:
             raise SourceUnavailable(
-                SOURCE, f"{path}: connection failed ({type(exc).__name__}); will retry"
+                SOURCE,
+                f"{path}: connection failed ({type(exc).__name__}); will retry",
+                kind="connection",
             ) from exc
         status = response.status_code
         if status == 200:
             try:
                 body = response.json()
             except ValueError as exc:
-                raise SourceUnavailable(SOURCE, f"{path} answered with broken JSON") from exc
+                raise SourceUnavailable(
+                    SOURCE, f"{path} answered with broken JSON", kind="bad_answer"
+                ) from exc
             if not isinstance(body, dict):
-                raise SourceUnavailable(SOURCE, f"{path} answered with a non-object")
+                raise SourceUnavailable(
+                    SOURCE, f"{path} answered with a non-object", kind="bad_answer"
+                )
             return body
         if status == 401:
             raise SourceUnavailable(
-                SOURCE, "the API refused the token (401): check sources.party.token"
+                SOURCE,
+                "the API refused the token (401): check sources.party.token",
+                kind="refused",
             )
         if status == 429:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise SourceUnavailable(
                 SOURCE,
                 f"rate limited (429); retrying in {retry_after:.0f} s",
+                kind="rate_limited",
                 retry_after=retry_after,
             )
-        raise SourceUnavailable(SOURCE, f"{path} answered {status}; will retry")
+        raise SourceUnavailable(
+            SOURCE, f"{path} answered {status}; will retry", kind="server_error"
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
