@@ -98,6 +98,9 @@ class HubConfig(_Section):
     already hold to be stored: that broker forgets it, and records a system published
     itself have no checkpoint to be pulled again from. ``0`` stops at once; a second
     signal too."""
+    source_silent_seconds: float = Field(default=300.0, gt=0)
+    """A source without a successful pull for this long is reported unhealthy, even
+    while its polls have not failed yet (a hung request, a stuck thread)."""
     merge_processes: int = Field(default=2, ge=0, le=64)
     """With ``ingest_process``: merge processes sharing the partitions of ``person`` (at
     most ``kafka.partitions`` do work); their rows reach this process's sink over the

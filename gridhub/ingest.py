@@ -265,7 +265,8 @@ class Ingest:
     def status(self) -> dict[str, Any]:
         """Sources' health, the sources this process owns, and whether everything
         pulled is safe."""
-        health = {s.label: s.health.as_dict() for s in self.sources}
+        silent = self.settings.hub.source_silent_seconds
+        health = {s.label: s.health.as_dict(silent) for s in self.sources}
         for name, reason in dict(self._failed).items():
             health[name] = SourceHealth(healthy=False, reason=reason).as_dict()
         return {

@@ -227,6 +227,7 @@ class LoopbackApiServer(ABC):
         self._stopping = threading.Event()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     @abstractmethod
     def handle(self, request: ApiRequest) -> ApiResponse:
@@ -240,7 +241,8 @@ class LoopbackApiServer(ABC):
         """
 
     def start(self) -> Self:
-        """Binds an ephemeral loopback port and serves from a daemon thread.
+        """Binds an ephemeral loopback port (the same one again after :meth:`stop`, as a
+        system that comes back keeps its address) and serves from a daemon thread.
 
         Returns:
             The server itself, now running.
@@ -251,7 +253,8 @@ class LoopbackApiServer(ABC):
         if self._httpd is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         self._stopping.clear()
-        httpd = _HttpServer(self)
+        httpd = _HttpServer(self, self._port)
+        self._port = httpd.server_address[1]
         thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -380,11 +383,11 @@ class _HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, api: LoopbackApiServer) -> None:
+    def __init__(self, api: LoopbackApiServer, port: int = 0) -> None:
         self.api = api
         self._connections_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:

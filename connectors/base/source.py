@@ -43,11 +43,22 @@ class SourceHealth:
     caught_up: bool = False
     positions: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
+    def as_dict(self, silent_after: float | None = None) -> dict[str, Any]:
+        """JSON-friendly form; with ``silent_after``, a source without a successful pull
+        for that many seconds is unhealthy, saying since when."""
+        healthy, reason = self.healthy, self.reason
+        since = self.last_success or self.first_poll_at
+        if healthy and silent_after is not None and since is not None:
+            silent = (datetime.now(UTC) - since).total_seconds()
+            if silent > silent_after:
+                healthy = False
+                reason = (
+                    f"no successful pull for {silent:.0f} s (since {since.isoformat()}); "
+                    f"[hub] source_silent_seconds = {silent_after:.0f}"
+                )
         return {
-            "healthy": self.healthy,
-            "reason": self.reason,
+            "healthy": healthy,
+            "reason": reason,
             "records": self.records,
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),

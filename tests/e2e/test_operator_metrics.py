@@ -3,13 +3,20 @@ figures move when records flow (issue: operators on duty)."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import httpx
 from gridhub.simulators.county import County
+from gridhub.simulators.party_api import PartyApiServer
 from gridhub.simulators.police_db import PoliceDatabase
 from prometheus_client.parser import text_string_to_metric_families
 
+from gridhub.demo import DEMO_PARTY_TOKEN, write_config
 from tests.e2e.conftest import HubProcess
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
@@ -85,3 +92,61 @@ def test_metrics_of_a_running_hub_parse_and_move_when_records_flow(
     ):
         assert total(after, name, **labels) > total(before, name, **labels), name
     assert hub.stop(signal.SIGTERM) == 0
+
+
+def test_a_silent_or_stopped_system_turns_its_source_unhealthy_and_healthy_again(
+    tmp_path: Path, county: County
+) -> None:
+    """``[hub] source_silent_seconds``: a request that hangs makes the source unhealthy
+    once it has had no successful pull for that long; a stopped system at once (its
+    connection is refused); both in ``/health`` and ``gridhub status``, and healthy
+    again once it answers, at the same address."""
+    county.write_reference(tmp_path / "reference")
+    party = PartyApiServer(county.party_members, county.party_activities, DEMO_PARTY_TOKEN)
+    party.start()
+    config = write_config(tmp_path, None, party_url=party.base_url)
+    hub = HubProcess(config)
+    try:
+        hub.start(extra_env={"GRIDHUB_HUB__SOURCE_SILENT_SECONDS": "6"})
+        address = hub.wait_caught_up()["health"]
+
+        party.delay_next(25.0)  # the next request hangs (the client waits up to 30 s)
+        silent = hub.wait_for(lambda s: not s["sources"]["party"]["healthy"], timeout=30)
+        assert "no successful pull" in silent["sources"]["party"]["reason"]
+        assert "source_silent_seconds = 6" in silent["sources"]["party"]["reason"]
+
+        party.stop()
+        stopped = hub.wait_for(
+            lambda s: "connection failed" in s["sources"]["party"]["reason"], timeout=60
+        )
+        assert not stopped["sources"]["party"]["healthy"]
+        health = httpx.get(f"http://{address}/health", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["components"]["source.party"]["healthy"] is False
+        shown = gridhub_status(config)
+        assert shown["sources"]["party"]["healthy"] is False
+        metrics = scrape(address)
+        assert total(metrics, "gridhub_source_up", source="party") == 0.0
+        assert total(metrics, "gridhub_source_errors_total", source="party", kind="connection") > 0
+
+        party.start()  # back, at the same address
+        hub.wait_for(lambda s: s["sources"]["party"]["healthy"], timeout=90)
+        assert httpx.get(f"http://{address}/health", timeout=10).status_code == 200
+        assert gridhub_status(config)["sources"]["party"]["healthy"] is True
+        assert hub.stop(signal.SIGTERM) == 0
+    finally:
+        hub.kill()
+        party.stop()
+
+
+def gridhub_status(config: Path) -> dict[str, Any]:
+    """``gridhub status --json``, as a script reads it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gridhub.cli", "status", "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
