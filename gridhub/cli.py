@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from gridhub.config import GridhubSettings, load_settings
@@ -24,8 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(highlight=False)  # colour only where it says something
+err = Console(stderr=True, highlight=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -175,12 +176,37 @@ def _cell(value: Any) -> str:
 def status(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh the screen until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between refreshes with --watch.", min=0.2)
+    ] = 2.0,
 ) -> None:
     """One screen: broker, sources, lag per topic (from fetch high watermarks), table rows."""
+    settings = _settings(config)
+    if as_json:
+        sys.stdout.write(json.dumps(_status_snapshot(settings), ensure_ascii=False) + "\n")
+        return
+    if not watch:
+        console.print(_status_screen(_status_snapshot(settings)))
+        return
+    from rich.live import Live
+
+    with Live(_status_screen(_status_snapshot(settings)), console=console) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(_status_screen(_status_snapshot(settings)))
+        except KeyboardInterrupt:
+            return
+
+
+def _status_snapshot(settings: GridhubSettings) -> dict[str, Any]:
+    """The hub's last status, with whether it runs and whether its broker answers."""
     from gridhub.hub import read_status
     from gridhub.runtime.broker import broker_answers
 
-    settings = _settings(config)
     snapshot = read_status(settings.data_dir)
     if snapshot is None:
         err.print(f"no hub has run with data_dir {settings.data_dir} yet")
@@ -190,18 +216,20 @@ def status(
     broker_up = (
         broker_answers(bootstrap) if running or not snapshot["broker"]["embedded"] else False
     )
-    if as_json:
-        sys.stdout.write(
-            json.dumps({**snapshot, "running": running, "broker_up": broker_up}, ensure_ascii=False)
-            + "\n"
-        )
-        return
+    return {**snapshot, "running": running, "broker_up": broker_up}
+
+
+def _status_screen(snapshot: dict[str, Any]) -> Group:
+    """The status as rich renderables; colour only where it says something is wrong."""
+    running = snapshot["running"]
     colour = "green" if running else "yellow"
-    console.print(
+    head = (
         f"hub [{colour}]{'running' if running else 'not running'}[/{colour}] "
-        f"(status written {snapshot['written_at']})  broker {bootstrap}: "
-        + ("[green]up[/green]" if broker_up else "[red]down[/red]")
+        f"(status written {snapshot['written_at']})  broker {snapshot['broker']['bootstrap']}: "
+        + ("[green]up[/green]" if snapshot["broker_up"] else "[red]down[/red]")
     )
+    if snapshot.get("store_error"):
+        head += f"\n[red]{snapshot['store_error']}[/red]"
     sources = Table("source", "health", "records", "errors", "last success", "position")
     for name, source in snapshot["sources"].items():
         health = "[green]ok[/green]" if source["healthy"] else f"[red]{source['reason']}[/red]"
@@ -213,21 +241,19 @@ def status(
             source["last_success"] or "never",
             json.dumps(source["positions"], ensure_ascii=False),
         )
-    console.print(sources)
     lag = Table("topic", "partition", "lag")
     for topic, partitions in snapshot["lag"].items():
         for partition, value in partitions.items():
             lag.add_row(topic, partition, f"[red]{value}[/red]" if value else "0")
-    console.print(lag)
     tables = Table("table", "rows")
     for name, count in snapshot["tables"].items():
         tables.add_row(name, str(count))
-    console.print(tables)
     stages = snapshot["stages"]
-    console.print(
+    foot = (
         f"records routed {stages['routed']}, merged {stages['merged']}, "
         f"rows stored {stages['sunk_rows']}, dead letters {stages['dead_letters']}"
     )
+    return Group(head, sources, lag, tables, foot)
 
 
 @app.command()
