@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench accuracy clean
+.PHONY: install demo test lint typecheck unit bench accuracy clean browser
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/python tools/typecheck.py
 
-test: lint typecheck
+# Debian's Chromium (the dashboard's browser test) and a Chinese font for its pages.
+BROWSER := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+
+$(BROWSER) $(CJK_FONT):
+	$(APT_GET) install -y --no-install-recommends $(BROWSER_PACKAGES) \
+	  || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(BROWSER_PACKAGES))
+
+browser: $(BROWSER) $(CJK_FONT)
+
+test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

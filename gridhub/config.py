@@ -98,6 +98,8 @@ class HubConfig(_Section):
     already hold to be stored: that broker forgets it, and records a system published
     itself have no checkpoint to be pulled again from. ``0`` stops at once; a second
     signal too."""
+    dashboard_sample_seconds: float = Field(default=10.0, gt=0, le=600)
+    """How often the dashboard's last-hour charts take a point."""
     source_silent_seconds: float = Field(default=300.0, gt=0)
     """A source without a successful pull for this long is reported unhealthy, even
     while its polls have not failed yet (a hung request, a stuck thread)."""

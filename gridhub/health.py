@@ -1,7 +1,9 @@
 """The hub's HTTP endpoint on ``[hub] listen``.
 
 ``GET /health``: is data flowing, and if not, what is stuck. ``GET /metrics``: the
-same and more for Prometheus (``gridhub.metrics``). Answers 200 with
+same and more for Prometheus (``gridhub.metrics``). ``GET /``: the dashboard
+(``gridhub.dashboard``), its files under ``/static/`` and its data at
+``/api/overview``. Answers 200 with
 ``{"status": "ok", ...}`` when every component is healthy and 503 with the
 failing components' reasons otherwise, so that Docker's and Kubernetes'
 health checks and an operator's browser read the same thing.
@@ -16,6 +18,7 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from gridhub.connectors.http_ingest import PREFIX, HttpIngest
@@ -55,6 +58,18 @@ def health_report(
     return {"status": "ok" if healthy else "unhealthy", "components": components}
 
 
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+STATIC: dict[str, tuple[bytes, str]] = {
+    path.name: (path.read_bytes(), _TYPES[path.suffix])
+    for path in (Path(__file__).parent / "dashboard" / "static").iterdir()
+    if path.suffix in _TYPES
+}
+"""The dashboard's files, read once: name -> (bytes, content type)."""
+
 AdminAction = Callable[[], tuple[int, dict[str, Any]]]
 """An operator command the hub takes over HTTP (``POST /admin/...``): status and answer."""
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
@@ -71,6 +86,7 @@ class HealthServer:
         ingest: HttpIngest | None = None,
         admin: dict[str, AdminAction] | None = None,
         metrics: Callable[[], bytes] | None = None,
+        overview: Report | None = None,
     ) -> None:
         host, _, port = listen.rpartition(":")
         self.report = report
@@ -85,8 +101,27 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _file(self, data: bytes, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
+                if overview is not None and path == "/api/overview":
+                    self._answer(200, overview())
+                    return
+                if overview is not None and (path == "/" or path.startswith("/static/")):
+                    name = "index.html" if path == "/" else path.removeprefix("/static/")
+                    page = STATIC.get(name)
+                    if page is None:
+                        self.send_error(404, "no such dashboard file")
+                        return
+                    self._file(*page)
+                    return
                 if path == "/metrics" and metrics is not None:
                     data = metrics()
                     self.send_response(200)
@@ -96,7 +131,7 @@ class HealthServer:
                     self.wfile.write(data)
                     return
                 if path != "/health":
-                    self.send_error(404, "GET /health and /metrics are served here")
+                    self.send_error(404, "GET /, /health and /metrics are served here")
                     return
                 try:
                     body = server.report()
@@ -157,10 +192,11 @@ def start_health_server(
     admin: dict[str, AdminAction] | None = None,
     *,
     metrics: Callable[[], bytes] | None = None,
+    overview: Report | None = None,
 ) -> HealthServer | None:
     """Start the endpoint, or log why not (a taken port must not stop the hub)."""
     try:
-        server = HealthServer(listen, report, ingest, admin, metrics)
+        server = HealthServer(listen, report, ingest, admin, metrics, overview)
     except OSError as exc:
         log.warning("health endpoint not started", listen=listen, reason=str(exc))
         return None

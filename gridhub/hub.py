@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 from gridhub.config import GridhubSettings
 from gridhub.connectors.base.checkpoint import SinkAcknowledgements
 from gridhub.connectors.http_ingest import HttpIngest
+from gridhub.dashboard.data import Overview
 from gridhub.errors import ConfigError, GridhubError
 from gridhub.health import RELOAD_PATH, HealthServer, health_report, start_health_server
 from gridhub.ingest import INGEST_STATUS_FILE, Ingest
@@ -243,6 +244,7 @@ class Hub:
         self.http_ingest: HttpIngest | None = None
         self.last_status: dict[str, Any] | None = None
         self.metrics = CollectorRegistry()
+        self.overview: Overview | None = None
         self.metrics.register(StatusCollector(lambda: self.last_status, self.dead_letter_counts))
         self._dead_letters: tuple[float, list[tuple[str, str, str, int]]] | None = None
         self.registry_server: RegistryServer | None = None
@@ -312,7 +314,13 @@ class Hub:
             self.ingest = Ingest(self.settings, bootstrap, self.topics)
             if self.settings.kafka.embedded:
                 on_part_done = SinkAcknowledgements(self.ingest.checkpoints).part_done
-        sink_metrics = SinkMetrics(self.metrics)
+        self.overview = Overview(
+            lambda: self.last_status,
+            lambda: self.reader,
+            self.settings.clickhouse.database,
+            self.settings.hub.dashboard_sample_seconds,
+        )
+        sink_metrics = SinkMetrics(self.metrics, on_fresh=self.overview.stored_freshness)
         self.sink = BatchingSink(client, self.settings.clickhouse.database, metrics=sink_metrics)
         self.dead_sink = BatchingSink(
             client, self.settings.clickhouse.database, lock=self.sink.lock, metrics=sink_metrics
@@ -379,6 +387,7 @@ class Hub:
             self.http_ingest,
             {RELOAD_PATH: self._reload_answer},
             metrics=lambda: render(self.metrics),
+            overview=self.overview.answer,
         )
         if self.settings.clickhouse.embedded:
             self._serve_store()
@@ -809,6 +818,8 @@ class Hub:
             log.warning("status not written", error=str(exc))
             return
         self.last_status = status
+        if self.overview is not None:
+            self.overview.sample(status)
         if final:
             status["stopped_at"] = datetime.now(UTC).isoformat()
         path = self.data_dir / STATUS_FILE

@@ -41,7 +41,13 @@ DeadLetterCounts = Callable[[], list[tuple[str, str, str, int]]]
 class SinkMetrics:
     """What the sink observes as it inserts, in ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        on_fresh: Callable[[list[float]], None] | None = None,
+    ) -> None:
+        self.on_fresh = on_fresh
+        """Also told each flush's freshness (the dashboard's last hour)."""
         self.rows = Counter(
             "gridhub_sink_rows",
             "Rows inserted into ClickHouse, by table.",
@@ -77,8 +83,11 @@ class SinkMetrics:
         """One flush stored ``rows``; ``freshness`` of each new source record among them."""
         if rows:
             self.batch_rows.observe(rows)
-        for seconds in freshness:
-            self.freshness.observe(max(0.0, seconds))
+        fresh = [max(0.0, seconds) for seconds in freshness]
+        for seconds in fresh:
+            self.freshness.observe(seconds)
+        if self.on_fresh is not None and fresh:
+            self.on_fresh(fresh)
 
 
 class StatusCollector(Collector):
