@@ -43,6 +43,10 @@ def health_report(
             }
             for name, alive in processes.items()
         },
+        "sink": {
+            "healthy": not status.get("stages", {}).get("sink_failing"),
+            "reason": status.get("stages", {}).get("sink_failing", ""),
+        },
         "clickhouse": {
             "healthy": "tables" in status and not status.get("store_error"),
             "reason": status.get("store_error", ""),

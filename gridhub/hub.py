@@ -796,6 +796,7 @@ class Hub:
                 "merged": merge.get("merged", 0),
                 "sunk_rows": self.counters.sunk_rows,
                 "sink_retries": self.counters.sink_retries,
+                "sink_failing": self.counters.sink_failing,
                 "last_sink_at": self.counters.last_sink_at.isoformat()
                 if self.counters.last_sink_at
                 else None,

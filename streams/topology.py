@@ -78,6 +78,8 @@ class StageCounters:
     sunk_rows: int = 0
     sink_retries: int = 0
     last_sink_at: datetime | None = None
+    sink_failing: str = ""
+    """Why the sink's last insert failed, while it retries ("" once one worked)."""
     inserts: int = 0
     """Inserts that stored rows (counted only under the failpoint below)."""
 
@@ -753,11 +755,13 @@ async def _flush_until_stored(t: Topology, sink: BatchingSink) -> None:
             rows = await asyncio.to_thread(sink.flush)
         except SinkBackpressure as exc:
             t.counters.sink_retries += 1
+            t.counters.sink_failing = str(exc)
             log.warning("sink waiting for ClickHouse", reason=str(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             continue
         t.counters.sunk_rows += rows
+        t.counters.sink_failing = ""
         t.counters.last_sink_at = datetime.now(UTC)
         if rows:
             _failpoint_after_insert(t.counters)

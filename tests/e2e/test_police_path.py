@@ -127,7 +127,7 @@ def test_whole_path_matches_the_generator_truth(
     health = httpx.get(f"http://{status['health']}/health", timeout=10)
     assert health.status_code == 200, health.text
     components = health.json()["components"]
-    for name in ("source.police", "ingest", "route", "merge", "broker", "clickhouse"):
+    for name in ("source.police", "ingest", "route", "merge", "sink", "broker", "clickhouse"):
         assert components[name]["healthy"] is True, name
 
     # operators query the embedded store while the hub holds it, read-only
@@ -324,7 +324,9 @@ def test_a_clickhouse_server_that_stops_serving_and_comes_back_loses_and_doubles
         assert "ClickHouse does not answer" in still["store_error"]
         health = httpx.get(f"http://{still['health']}/health", timeout=10)
         assert health.status_code == 503
-        assert health.json()["components"]["clickhouse"]["healthy"] is False
+        components = health.json()["components"]
+        assert components["clickhouse"]["healthy"] is False
+        assert "ClickHouse did not take" in components["sink"]["reason"]
         server = StoreServer(address, path, writer_key=SERVER_KEY)  # back, same address
         server.start()
         hub.wait_caught_up()
