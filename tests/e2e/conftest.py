@@ -124,6 +124,18 @@ def hub(hub_dir: Path) -> Iterator[HubProcess]:
     process.kill()
 
 
+def hold_back_newer_half(
+    county: County, police: PoliceDatabase
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Take the newer half of the county's ``syrk`` rows out of the database: (the rows
+    kept, the rows held back), for a test to add later as rows that arrive meanwhile."""
+    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
+    half = len(rows) // 2
+    with police.connect() as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    return rows[:half], rows[half:]
+
+
 def open_store(directory: Path) -> Any:
     """The hub's embedded store, opened by the test once the hub has stopped."""
     return clickhouse_connect.get_client(dsn=f"chdb://{directory / 'data' / 'store'}")

@@ -14,7 +14,7 @@ import httpx
 from gridhub.simulators.county import County
 from gridhub.simulators.police_db import PoliceDatabase
 
-from tests.e2e.conftest import HubProcess
+from tests.e2e.conftest import HubProcess, hold_back_newer_half
 
 FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 
@@ -42,14 +42,11 @@ def chromium(url: str, profile: Path, *extra: str) -> str:
 def test_the_dashboard_draws_a_running_hub_in_chromium_in_both_languages(
     hub: HubProcess, county: County, police: PoliceDatabase, tmp_path: Path
 ) -> None:
-    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
-    half = len(rows) // 2
-    with police.connect() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    _kept, later = hold_back_newer_half(county, police)
     hub.start(extra_env={"GRIDHUB_HUB__DASHBOARD_SAMPLE_SECONDS": "1"})
     status = hub.wait_caught_up()
     base = f"http://{status['health']}"
-    for row in rows[half:]:  # records keep arriving for a while, as they do in a county
+    for row in later:  # records keep arriving for a while, as they do in a county
         police.upsert_syrk([row])
         time.sleep(0.02)
     deadline = time.monotonic() + 60

@@ -17,7 +17,7 @@ from gridhub.simulators.police_db import PoliceDatabase
 from prometheus_client.parser import text_string_to_metric_families
 
 from gridhub.demo import DEMO_PARTY_TOKEN, write_config
-from tests.e2e.conftest import HubProcess
+from tests.e2e.conftest import HubProcess, hold_back_newer_half
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -45,10 +45,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 def test_metrics_of_a_running_hub_parse_and_move_when_records_flow(
     hub: HubProcess, county: County, police: PoliceDatabase
 ) -> None:
-    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
-    half = len(rows) // 2
-    with police.connect() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    kept, later = hold_back_newer_half(county, police)
     hub.start()
     status = hub.wait_caught_up()
     address = status["health"]
@@ -67,15 +64,11 @@ def test_metrics_of_a_running_hub_parse_and_move_when_records_flow(
         if ("topic", "gridhub.raw.police.syrk") in series
     )
     assert total(before, "gridhub_dead_letters", source="police") == len(
-        [
-            key
-            for key in county.truth_police().dead_letters
-            if key in {r["rkbh"] for r in rows[:half]}
-        ]
+        [key for key in county.truth_police().dead_letters if key in {r["rkbh"] for r in kept}]
     )
     assert total(before, "gridhub_clickhouse_up") == 1.0
 
-    police.upsert_syrk(rows[half:])
+    police.upsert_syrk(later)
     status = hub.wait_for(
         lambda s: s["caught_up"] and s["sources"]["police"]["records"] > pulled, timeout=120
     )

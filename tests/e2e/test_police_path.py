@@ -27,7 +27,7 @@ from gridhub.streams.topology import FAILPOINT_EXIT_AFTER_INSERTS
 
 from gridhub.store.client import close_embedded
 from gridhub.store.serve import StoreServer
-from tests.e2e.conftest import HubProcess, open_store
+from tests.e2e.conftest import HubProcess, hold_back_newer_half, open_store
 
 SERVER_KEY = "server-writer-key-0123456789"
 
@@ -192,10 +192,7 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
     hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
 ) -> None:
     # the database starts with half of the county; the rest arrives while the hub is down
-    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
-    half = len(rows) // 2
-    with police.connect() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    _kept, later = hold_back_newer_half(county, police)
     hub.start()
     hub.wait_caught_up()
     assert hub.process is not None
@@ -212,7 +209,7 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
     hub.kill()  # kill -9: no graceful shutdown, the broker dies with the hub
     assert wait_until_gone(children), "the hub's children outlived a kill -9"
 
-    police.upsert_syrk(rows[half:])
+    police.upsert_syrk(later)
     hub.start()
     hub.wait_for(lambda s: s["sources"].get("police", {}).get("records", 0) > 0)
     hub.kill()  # killed again mid-run, with batches in flight
@@ -299,10 +296,7 @@ def test_a_clickhouse_server_that_stops_serving_and_comes_back_loses_and_doubles
     server = StoreServer("127.0.0.1:0", path, writer_key=SERVER_KEY)
     server.start()
     address = server.address
-    rows = sorted(county.syrk_rows, key=lambda r: r["gxsj"])
-    half = len(rows) // 2
-    with police.connect() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM syrk WHERE rkbh IN %s", ([r["rkbh"] for r in rows[half:]],))
+    _kept, later = hold_back_newer_half(county, police)
     try:
         hub.start(
             extra_env={
@@ -312,7 +306,7 @@ def test_a_clickhouse_server_that_stops_serving_and_comes_back_loses_and_doubles
         )
         first = hub.wait_caught_up()
         server.stop()  # ClickHouse stops serving
-        police.upsert_syrk(rows[half:])
+        police.upsert_syrk(later)
         down = hub.wait_for(lambda s: s["stages"]["sink_retries"] > 0)
         time.sleep(3)
         still = hub.wait_for(
