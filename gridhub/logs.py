@@ -93,6 +93,8 @@ def configure_logging(*, json_lines: bool = False, level: int = logging.INFO) ->
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    if json_lines:  # the libraries' warnings too, so that a log collector reads every line
+        logging.getLogger().handlers[:] = [handler]
     for name, existing in logging.Logger.manager.loggerDict.items():
         # a library's dictConfig (Faust's worker) may have disabled loggers made earlier
         if name.startswith(_ROOT) and isinstance(existing, logging.Logger):

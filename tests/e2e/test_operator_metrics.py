@@ -143,3 +143,50 @@ def gridhub_status(config: Path) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
+
+
+def test_json_logs_carry_the_component_and_never_a_secret_or_a_full_id_number(
+    hub_dir: Path, county: County, police: PoliceDatabase
+) -> None:
+    """``[hub] log_format = "json"``: one JSON object per log line, each naming its
+    component, in every process's log; a refused token and the county's ID numbers
+    appear in none of them."""
+    wrong_token = "wrong-party-token-4711"
+    party = PartyApiServer(county.party_members, county.party_activities, DEMO_PARTY_TOKEN)
+    party.start()
+    config = write_config(hub_dir, police.dsn, party_url=party.base_url)
+    hub = HubProcess(config)
+    try:
+        hub.start(
+            extra_env={
+                "GRIDHUB_HUB__LOG_FORMAT": "json",
+                "GRIDHUB_SOURCES__PARTY__TOKEN": wrong_token,
+            }
+        )
+        hub.wait_for(
+            lambda s: (
+                s["sources"].get("police", {}).get("caught_up")
+                and not s["sources"].get("party", {"healthy": True})["healthy"]
+                and s["stages"]["sunk_rows"] > 0
+            )
+        )
+        assert hub.stop(signal.SIGTERM) == 0
+    finally:
+        hub.kill()
+        party.stop()
+    logs = [hub.log, *sorted((hub_dir / "data" / "logs").glob("*.log"))]
+    entries = []
+    for path in logs:
+        text = path.read_text("utf-8")
+        assert wrong_token not in text, path.name
+        for person in county.persons:
+            assert person.id_number not in text, (path.name, "a full ID number")
+        entries += [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        other = [line for line in text.splitlines() if line and not line.startswith("{")]
+        if path.name in ("ingest.log", "route.log", "merge.log", "merge-1.log"):
+            assert other == [], (path.name, other[:3])  # the libraries' lines are JSON too
+        elif path == hub.log:
+            assert "gridhub running" in other[0] and len(other) <= 3  # the start banner
+    assert entries and all(entry["component"] and entry["ts"] for entry in entries)
+    refused = [e for e in entries if e.get("source") == "party" and "sources.party.token" in str(e)]
+    assert refused, "the refusal is logged, naming the setting to fix"
