@@ -245,8 +245,12 @@ class Hub:
         self.last_status: dict[str, Any] | None = None
         self.metrics = CollectorRegistry()
         self.overview: Overview | None = None
-        self.metrics.register(StatusCollector(lambda: self.last_status, self.dead_letter_counts))
-        self._dead_letters: tuple[float, list[tuple[str, str, str, int]]] | None = None
+        self.metrics.register(
+            StatusCollector(
+                lambda: self.last_status,
+                lambda: self.overview.dead_letter_counts() if self.overview else [],
+            )
+        )
         self.registry_server: RegistryServer | None = None
         self.registry: SchemaRegistryClient | None = None
         self.drained = False
@@ -741,29 +745,6 @@ class Hub:
             return dict(self._counts[1])
         self.store_error = ""
         self._counts = (now, counts)
-        return counts
-
-    def dead_letter_counts(self) -> list[tuple[str, str, str, int]]:
-        """Stored dead letters by source, entity and the first clause of the reason (the
-        rest names the record), for ``/metrics``; read at most every few seconds."""
-        now = time.monotonic()
-        cached = self._dead_letters
-        if cached is not None and now - cached[0] < TABLE_COUNT_INTERVAL_S:
-            return cached[1]
-        db = self.settings.clickhouse.database
-        try:
-            rows = self.reader.query(
-                "SELECT source, entity, reason_kind, count() FROM ("
-                "SELECT source, entity, "
-                "trim(splitByRegexp('[:：(（;；]', reason)[1]) AS reason_kind "
-                f"FROM {db}.dead_letters FINAL) GROUP BY source, entity, reason_kind "
-                "ORDER BY count() DESC LIMIT 50"
-            ).result_rows
-        except Exception as exc:  # a scrape while ClickHouse is away shows the rest
-            log.warning("dead letters not counted", reason=str(exc)[:300])
-            return cached[1] if cached is not None else []
-        counts = [(str(a), str(b), str(c), int(n)) for a, b, c, n in rows]
-        self._dead_letters = (now, counts)
         return counts
 
     def lag(self, *children: dict[str, Any]) -> dict[str, dict[str, int]]:

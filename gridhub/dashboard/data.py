@@ -1,5 +1,6 @@
 """What the dashboard shows: the hub's status now, its last hour, dead letters with a
-masked sample, and what waits per community.
+masked sample, and what waits per community (``/metrics`` takes its dead-letter counts
+from here too).
 
 The last hour is sampled from the status the hub writes every second (every
 ``[hub] dashboard_sample_seconds``), so the charts cost the hot path nothing.
@@ -137,6 +138,13 @@ class Overview:
             **self._from_store(),
         }
 
+    def dead_letter_counts(self) -> list[tuple[str, str, str, int]]:
+        """(source, entity, reason, count) of the stored dead letters, for ``/metrics``."""
+        return [
+            (d["source"], d["entity"], d["reason"], d["count"])
+            for d in self._from_store()["dead_letters"]
+        ]
+
     def _from_store(self) -> dict[str, Any]:
         now = time.monotonic()
         cached = self._stored
@@ -150,7 +158,7 @@ class Overview:
                 "SELECT source, entity, raw, "
                 "trim(splitByRegexp('[:：(（;；]', reason)[1]) AS reason_kind "
                 f"FROM {db}.dead_letters FINAL) GROUP BY source, entity, reason_kind "
-                "ORDER BY count() DESC LIMIT 30"
+                "ORDER BY count() DESC LIMIT 50"
             ).result_rows
             waiting = client.query(
                 "SELECT community, sum(unplaced), sum(unlinked) FROM ("
