@@ -228,6 +228,8 @@ def _status_screen(snapshot: dict[str, Any]) -> Group:
         f"(status written {snapshot['written_at']})  broker {snapshot['broker']['bootstrap']}: "
         + ("[green]up[/green]" if snapshot["broker_up"] else "[red]down[/red]")
     )
+    if snapshot.get("health"):
+        head += f"\ndashboard http://{snapshot['health']}/  (/health, /metrics)"
     if snapshot.get("store_error"):
         head += f"\n[red]{snapshot['store_error']}[/red]"
     sources = Table("source", "health", "records", "errors", "last success", "position")

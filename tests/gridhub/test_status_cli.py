@@ -37,6 +37,7 @@ STATUS: dict[str, Any] = {
     "stages": {"routed": 42, "merged": 40, "sunk_rows": 90, "dead_letters": 2},
     "lag": {"gridhub.person": {"0": 3}},
     "tables": {"resident": 40},
+    "health": "127.0.0.1:8080",
 }
 
 
@@ -65,6 +66,7 @@ def test_one_screen_and_json_say_what_is_wrong(tmp_path: Path) -> None:
     assert "not running" in screen.stdout
     assert "refused the token (401)" in screen.stdout
     assert "gridhub.person" in screen.stdout and "resident" in screen.stdout
+    assert "dashboard http://127.0.0.1:8080/" in screen.stdout
     shown = json.loads(gridhub("status", "--config", str(config), "--json").stdout)
     assert shown["running"] is False
     assert shown["sources"]["party"]["healthy"] is False
