@@ -66,23 +66,48 @@ def pack_rows(
 
 
 def native_block(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
-    """``rows`` as ClickHouse ``Native`` data for ``INSERT INTO table (columns)``."""
+    """``rows`` as ClickHouse ``Native`` data for ``INSERT INTO table (columns)``.
+
+    Built column by column, with times already as DateTime64(3) ticks: a merge batch
+    repeats the same few stamps, and clickhouse-connect converts each datetime value
+    on its own (this halved the cost for event rows on the benchmark's data).
+    """
     types = COLUMN_TYPES[table]
+    data: list[list[Any]] = []
+    for column in columns:
+        values: list[Any] = [row.get(column) for row in rows]
+        data.append(_millis(values) if types[column].startswith("DateTime64(3") else values)
     context = InsertContext(
         table,
         columns,
         [get_from_name(types[column]) for column in columns],
-        data=[[row.get(column) for column in columns] for row in rows],
+        data=data,
+        column_oriented=True,
     )
-    data = b"".join(NativeTransform.build_insert(context))
+    encoded = b"".join(NativeTransform.build_insert(context))
     if context.insert_exception is not None:
         raise context.insert_exception
     # clickhouse-connect writes the statement before the first block, for its own HTTP
     # body; the block alone is what FORMAT Native reads.
-    statement, newline, block = data.partition(b" FORMAT Native\n")
+    statement, newline, block = encoded.partition(b" FORMAT Native\n")
     if not newline or not statement.startswith(b"INSERT INTO "):
-        raise ValueError(f"unexpected Native insert data for {table}: {data[:60]!r}")
+        raise ValueError(f"unexpected Native insert data for {table}: {encoded[:60]!r}")
     return block
+
+
+def _millis(values: list[Any]) -> list[int]:
+    """Aware datetimes as epoch milliseconds (DateTime64(3) ticks), each distinct one
+    converted once."""
+    seen: dict[datetime, int] = {}
+    out: list[int] = []
+    for value in values:
+        ticks = seen.get(value)
+        if ticks is None:
+            ticks = seen[value] = (
+                value.timestamp() * 1000 if isinstance(value, datetime) else int(value)
+            ).__round__()
+        out.append(ticks)
+    return out
 
 
 def unpack_into(sink: BatchingSink, batch: dict[str, Any]) -> int:
