@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import httpx
 import pytest
 from gridhub.simulators.civil_db import CivilDatabase
 from gridhub.simulators.county import County, generate_county
 from gridhub.simulators.police_db import PoliceDatabase
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class HubProcess:
@@ -139,3 +141,26 @@ def hold_back_newer_half(
 def open_store(directory: Path) -> Any:
     """The hub's embedded store, opened by the test once the hub has stopped."""
     return clickhouse_connect.get_client(dsn=f"chdb://{directory / 'data' / 'store'}")
+
+
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+def scrape(address: str) -> Samples:
+    answer = httpx.get(f"http://{address}/metrics", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    out: Samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of a sample over the series that carry ``labels``."""
+    return sum(
+        value
+        for series, value in samples.get(name, {}).items()
+        if set(labels.items()) <= set(series)
+    )

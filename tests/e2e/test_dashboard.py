@@ -1,11 +1,15 @@
-"""The dashboard at ``/`` in a real headless Chromium (Debian's), against a running hub:
-the page loads from the hub alone, its charts draw the hub's data, it reads in Chinese
-and in English, dead letters show a masked sample, and a screenshot is taken."""
+"""What an operator on duty sees of a running hub, in one run: the dashboard at ``/`` in
+a real headless Chromium (Debian's), and ``GET /metrics``.
+
+The page loads from the hub alone, its charts draw the hub's data, it reads in
+Chinese and in English, dead letters show a masked sample, and a screenshot is taken.
+The metrics parse with Prometheus's text parser and move when records flow."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +18,7 @@ import httpx
 from gridhub.simulators.county import County
 from gridhub.simulators.police_db import PoliceDatabase
 
-from tests.e2e.conftest import HubProcess, hold_back_newer_half
+from tests.e2e.conftest import HubProcess, hold_back_newer_half, scrape, total
 
 FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 
@@ -39,13 +43,31 @@ def chromium(url: str, profile: Path, *extra: str) -> str:
     return done.stdout
 
 
-def test_the_dashboard_draws_a_running_hub_in_chromium_in_both_languages(
+def test_the_dashboard_and_the_metrics_follow_a_running_hub(
     hub: HubProcess, county: County, police: PoliceDatabase, tmp_path: Path
 ) -> None:
-    _kept, later = hold_back_newer_half(county, police)
+    kept, later = hold_back_newer_half(county, police)
     hub.start(extra_env={"GRIDHUB_HUB__DASHBOARD_SAMPLE_SECONDS": "1"})
     status = hub.wait_caught_up()
     base = f"http://{status['health']}"
+    before = scrape(status["health"])
+    pulled = total(before, "gridhub_source_records_pulled_total", source="police")
+    assert pulled == status["sources"]["police"]["records"] > 0
+    assert total(before, "gridhub_source_up", source="police") == 1.0
+    assert total(before, "gridhub_source_last_success_timestamp_seconds", source="police") > 0
+    assert total(before, "gridhub_source_cursor_info", source="police", entity="syrk") == 1.0
+    assert total(before, "gridhub_freshness_seconds_count") > 0
+    assert total(before, "gridhub_sink_rows_total", table="resident") > 0
+    assert total(before, "gridhub_sink_insert_duration_seconds_count", table="events") > 0
+    assert ("partition", "0") in next(
+        series
+        for series in before["gridhub_consumer_lag_messages"]
+        if ("topic", "gridhub.raw.police.syrk") in series
+    )
+    assert total(before, "gridhub_dead_letters", source="police") == len(
+        [key for key in county.truth_police().dead_letters if key in {r["rkbh"] for r in kept}]
+    )
+    assert total(before, "gridhub_clickhouse_up") == 1.0
     for row in later:  # records keep arriving for a while, as they do in a county
         police.upsert_syrk([row])
         time.sleep(0.02)
@@ -79,3 +101,20 @@ def test_the_dashboard_draws_a_running_hub_in_chromium_in_both_languages(
     chromium(f"{base}/", tmp_path / "shot", f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 30_000  # a page with tables and charts, not a blank one
+
+    status = hub.wait_for(
+        lambda s: s["caught_up"] and s["sources"]["police"]["records"] > pulled, timeout=120
+    )
+    hub.wait_for(lambda s: s["written_at"] > status["written_at"])  # the next snapshot
+    after = scrape(status["health"])
+    for name, labels in (
+        ("gridhub_source_records_pulled_total", {"source": "police"}),
+        ("gridhub_stage_records_total", {"stage": "routed"}),
+        ("gridhub_stage_records_total", {"stage": "merged"}),
+        ("gridhub_stage_records_total", {"stage": "sunk"}),
+        ("gridhub_sink_rows_total", {"table": "resident"}),
+        ("gridhub_freshness_seconds_count", {}),
+        ("gridhub_sink_batch_rows_count", {}),
+    ):
+        assert total(after, name, **labels) > total(before, name, **labels), name
+    assert hub.stop(signal.SIGTERM) == 0

@@ -273,7 +273,7 @@ def test_the_county_exercises_every_rule(setup: Setup) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
