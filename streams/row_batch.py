@@ -104,8 +104,8 @@ def _millis(values: list[Any]) -> list[int]:
         ticks = seen.get(value)
         if ticks is None:
             ticks = seen[value] = (
-                value.timestamp() * 1000 if isinstance(value, datetime) else int(value)
-            ).__round__()
+                round(value.timestamp() * 1000) if isinstance(value, datetime) else int(value)
+            )
         out.append(ticks)
     return out
 

@@ -215,16 +215,14 @@ class StoreServer:
                 writer = server.is_writer(params, self.headers)
                 try:
                     url_sql = params.get("query", "")
+                    body = server.decompress(body, self.headers)
                     if writer and body and _INSERT.match(url_sql):  # the body is the data
-                        body = server.decompress(body, self.headers)
                         fmt, data, summary = server.run(url_sql.strip(), params, body, writer)
-                    elif writer and (
-                        split := insert_with_data(server.decompress(body, self.headers))
-                    ):
+                    elif writer and (split := insert_with_data(body)):
                         sql, rows = split  # the statement, then its data, in the body
                         fmt, data, summary = server.run(sql, params, rows, writer)
                     else:
-                        text = server.decode(body, self.headers)
+                        text = body.decode("utf-8", errors="replace")
                         sql = (url_sql + "\n" + text).strip()
                         fmt, data, summary = server.run(sql, params, None, writer)
                 except HttpError as exc:
@@ -286,11 +284,6 @@ class StoreServer:
         return user == WRITER_USER and hmac.compare_digest(
             (key or "").encode(), self.writer_key.encode()
         )
-
-    @staticmethod
-    def decode(body: bytes, headers: Any) -> str:
-        """The request body as text, decompressed by its ``Content-Encoding``."""
-        return StoreServer.decompress(body, headers).decode("utf-8", errors="replace")
 
     @staticmethod
     def decompress(body: bytes, headers: Any) -> bytes:

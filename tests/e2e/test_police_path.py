@@ -119,6 +119,15 @@ def assert_matches_truth(client: Any, county: County) -> None:
     assert by_grid == client.query(placed.format("resident")).result_rows  # one grid each
 
 
+def restart_and_check(hub: HubProcess, hub_dir: Path, county: County) -> None:
+    """Start the hub (again), let it catch up and stop it: every row is there, once."""
+    hub.start()
+    hub.wait_caught_up()
+    assert hub.stop(signal.SIGTERM) == 0
+    with closing(open_store(hub_dir)) as client:
+        assert_matches_truth(client, county)
+
+
 def test_whole_path_matches_the_generator_truth(
     hub: HubProcess, hub_dir: Path, county: County, police: PoliceDatabase
 ) -> None:
@@ -214,11 +223,7 @@ def test_restart_in_the_middle_loses_and_duplicates_nothing(
     hub.wait_for(lambda s: s["sources"].get("police", {}).get("records", 0) > 0)
     hub.kill()  # killed again mid-run, with batches in flight
 
-    hub.start()
-    hub.wait_caught_up()
-    assert hub.stop(signal.SIGTERM) == 0
-    with closing(open_store(hub_dir)) as client:
-        assert_matches_truth(client, county)
+    restart_and_check(hub, hub_dir, county)
 
 
 def test_merging_in_the_hubs_own_process_gives_the_same_residents(
@@ -258,11 +263,7 @@ def test_dying_between_insert_and_commit_loses_and_duplicates_nothing(
     with closing(open_store(hub_dir)) as client:
         stored = client.query("SELECT count() FROM grid.events").result_rows[0][0]
     assert stored > 0  # the inserts before the death are in the store
-    hub.start()
-    hub.wait_caught_up()
-    assert hub.stop(signal.SIGTERM) == 0
-    with closing(open_store(hub_dir)) as client:
-        assert_matches_truth(client, county)
+    restart_and_check(hub, hub_dir, county)
 
 
 def test_a_store_outage_holds_the_pipeline_back_and_loses_nothing(
